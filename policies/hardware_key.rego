@@ -42,35 +42,38 @@ key_requirement_met if bootstrap_registration
 
 key_requirement_met if hardware_key_proven
 
-key_failure_reasons contains "no FIDO2 credential was presented" if not has_authenticator
+# [priority, reason]: the reasons are listed most fundamental first
+key_failure_reasons contains [1, "no FIDO2 credential was presented"] if not has_authenticator
 
-key_failure_reasons contains "the authentication did not use a hardware key (amr lacks hwk)" if {
+key_failure_reasons contains [2, "the authentication did not use a hardware key (amr lacks hwk)"] if {
 	has_authenticator
 	not amr_has_hwk
 }
 
-key_failure_reasons contains "the credential is not a registered Authenticator" if {
+key_failure_reasons contains [3, "the credential is not a registered Authenticator"] if {
 	has_authenticator
 	not is_true(authenticator, "registered")
 }
 
-key_failure_reasons contains "the Authenticator is not active (not yet valid, expired or revoked)" if {
+key_failure_reasons contains [4, "the Authenticator is not active (not yet valid, expired or revoked)"] if {
 	has_authenticator
 	is_true(authenticator, "registered")
 	not key_active
 }
 
-key_failure_reasons contains "the credential is not hardware-backed (attestation none, or a synced passkey)" if {
+key_failure_reasons contains [5, "the credential is not hardware-backed (attestation none, or a synced passkey)"] if {
 	has_authenticator
+	is_true(authenticator, "registered")
 	not is_true(authenticator, "hardwareBacked")
 }
 
-key_failure_reasons contains "the Authenticator is registered to another holder" if {
+key_failure_reasons contains [6, "the Authenticator is registered to another holder"] if {
 	has_authenticator
+	is_true(authenticator, "registered")
 	holder_mismatch
 }
 
-key_failure_text := concat("; ", sort(key_failure_reasons)) if count(key_failure_reasons) > 0
+key_failure_text := concat("; ", [reason[1] | some reason in sort(key_failure_reasons)]) if count(key_failure_reasons) > 0
 
 key_failure_text := "no hardware-backed, registered, active authenticator" if count(key_failure_reasons) == 0
 

@@ -53,10 +53,6 @@ default authenticators := {}
 
 authenticators := data.fidomesh.authenticators if is_object(data.fidomesh.authenticators)
 
-default authenticator_names := {}
-
-authenticator_names := data.fidomesh.authenticatorNames if is_object(data.fidomesh.authenticatorNames)
-
 default credentials := {}
 
 credentials := data.fidomesh.credentials if is_object(data.fidomesh.credentials)

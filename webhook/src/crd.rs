@@ -1,13 +1,17 @@
 //! The CustomResourceDefinitions of the fidomesh resources, generated from the types.
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 use crate::model::{Authenticator, MeshRole, MeshRoleBinding};
 
 /// The CRDs, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Authenticator::crd(), MeshRole::crd(), MeshRoleBinding::crd()]
+    vec![
+        Authenticator::crd(),
+        MeshRole::crd(),
+        MeshRoleBinding::crd(),
+    ]
 }
 
 /// The CRDs as one multi-document YAML text (what `manifests/crds/` holds).

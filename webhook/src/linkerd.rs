@@ -49,7 +49,9 @@ pub struct MeshTLSAuthenticationSpec {
 }
 
 /// A reference to a resource in the policy's own namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct LocalTargetRef {
     /// API group; empty or absent means the core group.
@@ -62,7 +64,9 @@ pub struct LocalTargetRef {
 }
 
 /// A reference to a resource, possibly in another namespace.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespacedTargetRef {
     /// API group; empty or absent means the core group.

@@ -49,7 +49,9 @@ pub enum LoadError {
         message: String,
     },
     /// A document is not a fidomesh resource this version reads.
-    #[error("{origin}: unknown kind {kind:?} (apiVersion {api_version:?}); expected {API_VERSION} Authenticator, MeshRole or MeshRoleBinding")]
+    #[error(
+        "{origin}: unknown kind {kind:?} (apiVersion {api_version:?}); expected {API_VERSION} Authenticator, MeshRole or MeshRoleBinding"
+    )]
     UnknownKind {
         /// Where.
         origin: Origin,

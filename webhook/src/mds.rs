@@ -132,9 +132,7 @@ fn entry_status(entry: &serde_json::Value) -> Option<(String, ModelStatus)> {
                 .collect()
         })
         .unwrap_or_default();
-    let revoked = reports
-        .iter()
-        .any(|(s, _)| REVOKING_STATUSES.contains(s));
+    let revoked = reports.iter().any(|(s, _)| REVOKING_STATUSES.contains(s));
     // The latest report by effective date; on a tie, the first listed (MDS lists newest first).
     let status = reports
         .iter()

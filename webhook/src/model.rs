@@ -118,7 +118,9 @@ impl AttestationFormat {
 }
 
 /// A ServiceAccount, by namespace and name.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceAccountRef {
     /// Namespace of the ServiceAccount.
@@ -146,7 +148,9 @@ pub struct MeshRoleSpec {
 }
 
 /// One Linkerd target of a role.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[x_kube(validation = kube::core::Rule::new(
     "self.kind != 'Namespace' || !has(self.group) || self.group == ''"
 ).message("a Namespace target has the core group"))]
@@ -172,7 +176,9 @@ pub struct RoleTarget {
 }
 
 /// The kinds of Linkerd targets a role may name.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema)]
+#[derive(
+    Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, JsonSchema,
+)]
 pub enum TargetKind {
     /// A Linkerd `Server`.
     Server,
@@ -237,7 +243,9 @@ pub struct RoleRef {
 }
 
 /// An authenticator named by credential ID or by Authenticator name.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash,
+)]
 #[x_kube(validation = kube::core::Rule::new("has(self.credentialId) != has(self.name)")
     .message("exactly one of credentialId and name"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -343,8 +351,7 @@ impl fmt::Display for Fingerprint {
 
 /// Canonicalizes an AAGUID to a lowercase hyphenated UUID.
 pub fn canonical_aaguid(raw: &str) -> Result<String, IdError> {
-    let parsed =
-        uuid::Uuid::try_parse(raw.trim()).map_err(|_| IdError::Aaguid(raw.to_string()))?;
+    let parsed = uuid::Uuid::try_parse(raw.trim()).map_err(|_| IdError::Aaguid(raw.to_string()))?;
     Ok(parsed.hyphenated().to_string())
 }
 

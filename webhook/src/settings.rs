@@ -91,7 +91,9 @@ impl Settings {
             ));
         }
         if self.trust_domain.trim().is_empty() {
-            return Err(SettingsError::Invalid("trustDomain must not be empty".into()));
+            return Err(SettingsError::Invalid(
+                "trustDomain must not be empty".into(),
+            ));
         }
         Ok(())
     }
@@ -138,7 +140,10 @@ mod tests {
     #[test]
     fn rejects_unknown_keys() {
         let err = Settings::from_yaml("adminGroup: [x]\n").unwrap_err();
-        assert!(err.to_string().contains("unknown field `adminGroup`"), "{err}");
+        assert!(
+            err.to_string().contains("unknown field `adminGroup`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -152,6 +157,9 @@ mod tests {
     fn canonicalizes_allowed_aaguids() {
         let s = Settings::from_yaml("allowedAaguids: [EE882879-721C-4913-9775-3DFCCE97072A]\n")
             .unwrap();
-        assert!(s.allowed_aaguids.contains("ee882879-721c-4913-9775-3dfcce97072a"));
+        assert!(
+            s.allowed_aaguids
+                .contains("ee882879-721c-4913-9775-3dfcce97072a")
+        );
     }
 }

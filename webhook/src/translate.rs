@@ -4,7 +4,7 @@
 //! byte-identical output whatever the order of the input. Every caller (admission data, the
 //! reconciler, `render`, dry-run, audit) uses this one function.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use jiff::Timestamp;
 use kube::core::ObjectMeta;
@@ -133,7 +133,10 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::MissingRole { binding, role } => {
-                write!(f, "MeshRoleBinding {binding} refers to missing MeshRole {role:?}")
+                write!(
+                    f,
+                    "MeshRoleBinding {binding} refers to missing MeshRole {role:?}"
+                )
             }
             Self::DuplicateCredential {
                 fingerprint,
@@ -213,11 +216,11 @@ pub fn effective_not_after(a: &Authenticator, settings: &Settings) -> Timestamp 
 #[derive(Debug, Clone)]
 pub struct KeyIndex<'a> {
     /// Well-formed, unique keys by fingerprint.
-    pub by_fingerprint: BTreeMap<Fingerprint, KeyFacts<'a>>,
+    pub by_fingerprint: HashMap<Fingerprint, KeyFacts<'a>>,
     /// Authenticator name to fingerprint (only for well-formed, unique keys).
-    pub by_name: BTreeMap<&'a str, Fingerprint>,
+    pub by_name: HashMap<&'a str, Fingerprint>,
     /// Names of Authenticators that are malformed or share a credential.
-    pub rejected_names: BTreeMap<&'a str, DropReason>,
+    pub rejected_names: HashMap<&'a str, DropReason>,
     /// Fingerprints shared by several Authenticators.
     pub duplicated: BTreeSet<Fingerprint>,
     /// Problems found while indexing.
@@ -227,8 +230,9 @@ pub struct KeyIndex<'a> {
 impl<'a> KeyIndex<'a> {
     /// Checks and indexes the authenticators.
     pub fn new(authenticators: &'a [Authenticator], settings: &Settings) -> Self {
-        let mut groups: BTreeMap<Fingerprint, Vec<KeyFacts<'a>>> = BTreeMap::new();
-        let mut rejected_names = BTreeMap::new();
+        let mut groups: HashMap<Fingerprint, Vec<KeyFacts<'a>>> =
+            HashMap::with_capacity(authenticators.len());
+        let mut rejected_names = HashMap::new();
         let mut problems = Vec::new();
         for a in authenticators {
             let checked = a.credential_id().map_err(|e| e.to_string()).and_then(|c| {
@@ -259,8 +263,8 @@ impl<'a> KeyIndex<'a> {
                 }
             }
         }
-        let mut by_fingerprint = BTreeMap::new();
-        let mut by_name = BTreeMap::new();
+        let mut by_fingerprint = HashMap::with_capacity(groups.len());
+        let mut by_name = HashMap::with_capacity(groups.len());
         let mut duplicated = BTreeSet::new();
         for (fp, mut keys) in groups {
             if keys.len() == 1 {
@@ -305,8 +309,7 @@ impl<'a> KeyIndex<'a> {
             && !settings.allowed_aaguids.contains(&key.aaguid)
         {
             Some(DropReason::AaguidNotAllowed)
-        } else if key.resource.spec.attestation.backup_eligible && !settings.allow_synced_passkeys
-        {
+        } else if key.resource.spec.attestation.backup_eligible && !settings.allow_synced_passkeys {
             Some(DropReason::SyncedPasskeyNotAllowed)
         } else if at < key.not_before {
             Some(DropReason::NotYetValid)
@@ -332,7 +335,10 @@ impl<'a> KeyIndex<'a> {
                         (label, Err(DropReason::Unknown))
                     }
                 }
-                Err(_) => ("credential:malformed".to_string(), Err(DropReason::Malformed)),
+                Err(_) => (
+                    "credential:malformed".to_string(),
+                    Err(DropReason::Malformed),
+                ),
             };
         }
         let name = subject.name.as_deref().unwrap_or_default();
@@ -352,35 +358,39 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
     let index = KeyIndex::new(&res.authenticators, settings);
     let mut problems = index.problems.clone();
 
-    let verdicts: BTreeMap<&Fingerprint, Option<DropReason>> = index
+    let verdicts: HashMap<&Fingerprint, Option<DropReason>> = index
         .by_fingerprint
         .iter()
         .map(|(fp, k)| (fp, index.verdict(k, settings, mds, at)))
         .collect();
-    let active: Vec<Fingerprint> = verdicts
+    let mut active: Vec<Fingerprint> = verdicts
         .iter()
         .filter(|(_, v)| v.is_none())
         .map(|(fp, _)| (*fp).clone())
         .collect();
+    active.sort();
     let next_change = index
         .by_fingerprint
-        .values()
-        .filter(|k| {
+        .iter()
+        .filter(|(fp, _)| {
             // Time-independent drops never change with the clock.
             matches!(
-                index.verdict(k, settings, mds, at),
+                verdicts.get(fp).copied().flatten(),
                 None | Some(DropReason::NotYetValid | DropReason::Expired)
             )
         })
-        .flat_map(|k| [k.not_before, k.not_after])
+        .flat_map(|(_, k)| [k.not_before, k.not_after])
         .filter(|t| *t > at)
         .min();
 
-    let roles: BTreeMap<String, &MeshRole> =
-        res.roles.iter().map(|r| (object_key(&r.metadata), r)).collect();
+    let roles: HashMap<(&str, &str), &MeshRole> = res
+        .roles
+        .iter()
+        .map(|r| (namespace_name(&r.metadata), r))
+        .collect();
 
     let mut bindings: Vec<&MeshRoleBinding> = res.bindings.iter().collect();
-    bindings.sort_by_key(|b| object_key(&b.metadata));
+    bindings.sort_by(|a, b| namespace_name(&a.metadata).cmp(&namespace_name(&b.metadata)));
 
     let mut objects = Vec::new();
     let mut dropped = Vec::new();
@@ -390,7 +400,7 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
         let binding_name = binding.metadata.name.as_deref().unwrap_or_default();
         let binding_key = object_key(&binding.metadata);
         let role_key = format!("{namespace}/{}", binding.spec.role_ref.name);
-        let Some(role) = roles.get(&role_key) else {
+        let Some(role) = roles.get(&(namespace, binding.spec.role_ref.name.as_str())) else {
             problems.push(Problem::MissingRole {
                 binding: binding_key,
                 role: binding.spec.role_ref.name.clone(),
@@ -402,9 +412,11 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
         let mut binding_drops: BTreeSet<Dropped> = BTreeSet::new();
         for subject in &binding.spec.authenticators {
             let (label, resolved) = index.resolve(subject);
-            let outcome = resolved.map_err(|r| (None, r)).and_then(|fp| match verdicts.get(&fp).copied().flatten() {
-                None => Ok(fp),
-                Some(reason) => Err((Some(fp), reason)),
+            let outcome = resolved.map_err(|r| (None, r)).and_then(|fp| {
+                match verdicts.get(&fp).copied().flatten() {
+                    None => Ok(fp),
+                    Some(reason) => Err((Some(fp), reason)),
+                }
             });
             match outcome {
                 Ok(fp) => {
@@ -433,7 +445,7 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
         }
 
         let mut targets: Vec<RoleTarget> = role.spec.targets.clone();
-        targets.sort_by(|a, b| target_sort_key(a).cmp(&target_sort_key(b)));
+        targets.sort_by_key(target_sort_key);
         targets.dedup_by(|a, b| target_sort_key(a) == target_sort_key(b));
         grants.push(Grant {
             binding: binding_key.clone(),
@@ -473,23 +485,25 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
         };
 
         let authn_name = object_name(&["fidomesh", binding_name]);
-        objects.push(LinkerdObject::MeshTLSAuthentication(MeshTLSAuthentication {
-            metadata: meta(authn_name.clone()),
-            spec: MeshTLSAuthenticationSpec {
-                identities: None,
-                identity_refs: Some(
-                    service_accounts
-                        .into_iter()
-                        .map(|sa| NamespacedTargetRef {
-                            group: None,
-                            kind: "ServiceAccount".to_string(),
-                            name: sa.name.clone(),
-                            namespace: Some(sa.namespace.clone()),
-                        })
-                        .collect(),
-                ),
+        objects.push(LinkerdObject::MeshTLSAuthentication(
+            MeshTLSAuthentication {
+                metadata: meta(authn_name.clone()),
+                spec: MeshTLSAuthenticationSpec {
+                    identities: None,
+                    identity_refs: Some(
+                        service_accounts
+                            .into_iter()
+                            .map(|sa| NamespacedTargetRef {
+                                group: None,
+                                kind: "ServiceAccount".to_string(),
+                                name: sa.name.clone(),
+                                namespace: Some(sa.namespace.clone()),
+                            })
+                            .collect(),
+                    ),
+                },
             },
-        }));
+        ));
         for target in &targets {
             let group = target.effective_group();
             let name = object_name(&[
@@ -531,6 +545,13 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
     }
 }
 
+fn namespace_name(meta: &ObjectMeta) -> (&str, &str) {
+    (
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default(),
+    )
+}
+
 fn target_sort_key(t: &RoleTarget) -> (String, TargetKind, String) {
     (t.effective_group().to_string(), t.kind, t.name.clone())
 }
@@ -566,9 +587,7 @@ fn sanitize(raw: &str) -> String {
             _ => '-',
         })
         .collect();
-    lowered
-        .trim_matches(|c| c == '-' || c == '.')
-        .to_string()
+    lowered.trim_matches(|c| c == '-' || c == '.').to_string()
 }
 
 fn shorten(name: &str, max: usize) -> String {

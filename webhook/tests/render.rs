@@ -1,7 +1,12 @@
 //! `fidomesh render` and `fidomesh crds`, through the real binary.
 //!
 //! Set `FIDOMESH_BLESS=1` to regenerate the golden files after an intended change.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -59,13 +64,22 @@ fn render_examples(extra: &[&str]) -> Output {
 #[test]
 fn renders_the_examples_exactly_as_the_golden_file() {
     let out = render_examples(&[]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.matches("kind: AuthorizationPolicy").count() > 5);
     check_golden(&examples().join("render.golden"), &stdout);
     // Dropped keys are warnings on stderr, never a failure.
     let stderr = String::from_utf8(out.stderr).unwrap();
-    for reason in ["expired", "not-yet-valid", "revoked-model", "synced-passkey-not-allowed"] {
+    for reason in [
+        "expired",
+        "not-yet-valid",
+        "revoked-model",
+        "synced-passkey-not-allowed",
+    ] {
         assert!(stderr.contains(reason), "missing {reason} in {stderr}");
     }
 }
@@ -164,7 +178,11 @@ spec:
   authenticators: [{name: alice-yubikey}]
 "#;
     let (out, _, _dir) = render_docs(&[KEY, ROLE, binding]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.matches("\nkind: AuthorizationPolicy").count(), 1);
     assert_eq!(text.matches("\nkind: MeshTLSAuthentication").count(), 1);
@@ -178,7 +196,10 @@ fn rejects_yaml_syntax_errors() {
 #[test]
 fn rejects_unknown_kinds() {
     assert_bad_input(
-        &[ROLE, "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"],
+        &[
+            ROLE,
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
+        ],
         1,
         "unknown kind \"ConfigMap\"",
     );

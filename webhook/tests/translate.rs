@@ -1,5 +1,10 @@
 //! Translation, specified by its properties (DESIGN section 3).
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use base64::Engine as _;
 use fidomesh::linkerd::LinkerdObject;
@@ -134,7 +139,12 @@ fn yaml(t: &Translation) -> String {
 fn accepts_key_exactly_at_not_before() {
     let res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     let t = run(&res, "2026-12-01T00:00:00Z");
     assert_eq!(t.objects.len(), 3, "{t:#?}");
@@ -145,7 +155,12 @@ fn accepts_key_exactly_at_not_before() {
 fn rejects_key_exactly_at_not_after() {
     let res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     let t = run(&res, "2027-03-01T00:00:00Z");
     assert!(t.objects.is_empty());
@@ -159,7 +174,12 @@ fn rejects_key_exactly_at_not_after() {
 fn defaults_missing_not_after_from_max_key_age() {
     let res = mk_resources(
         vec![mk_key("alice", 1, "2026-12-01T00:00:00Z", None)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     // 180 days after 2026-12-01 is 2027-05-30.
     assert_eq!(run(&res, "2027-05-29T23:59:59Z").objects.len(), 3);
@@ -203,7 +223,11 @@ fn bindings_without_active_keys_produce_no_objects() {
     let reasons: Vec<_> = t.dropped.iter().map(|d| d.reason).collect();
     assert_eq!(
         reasons,
-        vec![DropReason::Unknown, DropReason::Unknown, DropReason::Expired]
+        vec![
+            DropReason::Unknown,
+            DropReason::Unknown,
+            DropReason::Expired
+        ]
     );
 }
 
@@ -220,7 +244,11 @@ fn identical_input_in_shuffled_order_gives_identical_output() {
                 mk_target(TargetKind::Server, "a"),
             ],
         ),
-        mk_role("checkout", "debug", vec![mk_target(TargetKind::HttpRoute, "cart")]),
+        mk_role(
+            "checkout",
+            "debug",
+            vec![mk_target(TargetKind::HttpRoute, "cart")],
+        ),
     ];
     let mut bindings = vec![
         mk_binding(
@@ -229,8 +257,18 @@ fn identical_input_in_shuffled_order_gives_identical_output() {
             "reader",
             vec![by_name("k3"), by_name("k1"), by_cred(2)],
         ),
-        mk_binding("checkout", "devs", "debug", vec![by_name("k5"), by_name("k4")]),
-        mk_binding("payments", "leads", "reader", vec![by_cred(8), by_name("k7")]),
+        mk_binding(
+            "checkout",
+            "devs",
+            "debug",
+            vec![by_name("k5"), by_name("k4")],
+        ),
+        mk_binding(
+            "payments",
+            "leads",
+            "reader",
+            vec![by_cred(8), by_name("k7")],
+        ),
     ];
     let forward = Resources {
         authenticators: keys.clone(),
@@ -278,7 +316,13 @@ fn one_mesh_tls_authentication_per_binding_with_sorted_deduplicated_identity_ref
         .as_ref()
         .unwrap()
         .iter()
-        .map(|r| (r.kind.as_str(), r.namespace.as_deref().unwrap(), r.name.as_str()))
+        .map(|r| {
+            (
+                r.kind.as_str(),
+                r.namespace.as_deref().unwrap(),
+                r.name.as_str(),
+            )
+        })
         .collect();
     assert_eq!(
         refs,
@@ -313,7 +357,8 @@ fn a_key_named_by_name_and_by_credential_id_is_granted_once() {
     );
     let t = run(&res, "2026-12-15T00:00:00Z");
     assert_eq!(t.grants[0].fingerprints.len(), 1);
-    let annotation = &t.objects[0].metadata().annotations.as_ref().unwrap()[AUTHENTICATORS_ANNOTATION];
+    let annotation =
+        &t.objects[0].metadata().annotations.as_ref().unwrap()[AUTHENTICATORS_ANNOTATION];
     assert_eq!(annotation.split(',').count(), 1);
     assert_eq!(authns(&t)[0].spec.identity_refs.as_ref().unwrap().len(), 1);
 }
@@ -365,7 +410,11 @@ fn drops_revoked_models_disallowed_aaguids_and_synced_passkeys() {
     .unwrap();
     let at = ts("2026-12-15T00:00:00Z");
     let t = translate(&res, &Settings::default(), &mds, at);
-    let reasons: Vec<_> = t.dropped.iter().map(|d| (d.subject.as_str(), d.reason)).collect();
+    let reasons: Vec<_> = t
+        .dropped
+        .iter()
+        .map(|d| (d.subject.as_str(), d.reason))
+        .collect();
     assert_eq!(
         reasons,
         vec![
@@ -379,14 +428,23 @@ fn drops_revoked_models_disallowed_aaguids_and_synced_passkeys() {
         allow_synced_passkeys: true,
         ..Settings::default()
     };
-    assert_eq!(translate(&res, &permissive, &mds, at).grants[0].fingerprints.len(), 2);
+    assert_eq!(
+        translate(&res, &permissive, &mds, at).grants[0]
+            .fingerprints
+            .len(),
+        2
+    );
 
     let strict = Settings {
         allowed_aaguids: ["42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3".to_string()].into(),
         ..Settings::default()
     };
     let t = translate(&res, &strict, &Mds::empty(), at);
-    assert!(t.dropped.iter().any(|d| d.reason == DropReason::AaguidNotAllowed));
+    assert!(
+        t.dropped
+            .iter()
+            .any(|d| d.reason == DropReason::AaguidNotAllowed)
+    );
     assert!(t.objects.is_empty());
 }
 
@@ -394,7 +452,12 @@ fn drops_revoked_models_disallowed_aaguids_and_synced_passkeys() {
 fn reports_shared_credentials_and_grants_neither() {
     let res = mk_resources(
         vec![mk_valid_key("one", 1), mk_valid_key("two", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("one")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("one")],
+        )],
     );
     let t = run(&res, "2026-12-15T00:00:00Z");
     assert!(t.objects.is_empty());
@@ -409,7 +472,12 @@ fn reports_shared_credentials_and_grants_neither() {
 fn reports_bindings_to_missing_roles() {
     let res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "writer", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "writer",
+            vec![by_name("alice")],
+        )],
     );
     let t = run(&res, "2026-12-15T00:00:00Z");
     assert!(t.objects.is_empty());
@@ -426,7 +494,12 @@ fn reports_bindings_to_missing_roles() {
 fn a_role_in_another_namespace_is_not_found() {
     let res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("checkout", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "checkout",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     assert_eq!(run(&res, "2026-12-15T00:00:00Z").problems.len(), 1);
 }
@@ -478,7 +551,12 @@ fn object_name_keeps_short_names_and_cuts_long_ones_deterministically() {
 fn objects_carry_labels_and_fingerprint_annotation_never_the_credential_id() {
     let res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     let t = run(&res, "2026-12-15T00:00:00Z");
     let fp = CredentialId::parse(&cred(1)).unwrap().fingerprint().clone();
@@ -488,7 +566,10 @@ fn objects_carry_labels_and_fingerprint_annotation_never_the_credential_id() {
         assert_eq!(labels[MANAGED_BY_LABEL], "fidomesh");
         assert_eq!(labels[BINDING_LABEL], "oncall");
         assert_eq!(labels[ROLE_LABEL], "reader");
-        assert_eq!(m.annotations.as_ref().unwrap()[AUTHENTICATORS_ANNOTATION], fp.as_str());
+        assert_eq!(
+            m.annotations.as_ref().unwrap()[AUTHENTICATORS_ANNOTATION],
+            fp.as_str()
+        );
         assert_eq!(m.namespace.as_deref(), Some("payments"));
     }
     assert!(!yaml(&t).contains(&cred(1)));
@@ -498,7 +579,12 @@ fn objects_carry_labels_and_fingerprint_annotation_never_the_credential_id() {
 fn one_authorization_policy_per_distinct_target() {
     let mut res = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     res.roles[0].spec.targets = vec![
         mk_target(TargetKind::Server, "api"),
@@ -532,7 +618,12 @@ fn active_lists_every_active_key_bound_or_not() {
     let res = mk_resources(
         vec![
             mk_valid_key("alice", 1),
-            mk_key("old", 2, "2026-01-01T00:00:00Z", Some("2026-02-01T00:00:00Z")),
+            mk_key(
+                "old",
+                2,
+                "2026-01-01T00:00:00Z",
+                Some("2026-02-01T00:00:00Z"),
+            ),
         ],
         vec![],
     );
@@ -553,11 +644,21 @@ fn translation_does_not_depend_on_metadata_noise() {
     };
     let a = mk_resources(
         vec![key],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     let b = mk_resources(
         vec![mk_valid_key("alice", 1)],
-        vec![mk_binding("payments", "oncall", "reader", vec![by_name("alice")])],
+        vec![mk_binding(
+            "payments",
+            "oncall",
+            "reader",
+            vec![by_name("alice")],
+        )],
     );
     assert_eq!(
         yaml(&run(&a, "2026-12-15T00:00:00Z")),

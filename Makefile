@@ -1,0 +1,45 @@
+# fidomesh: every target CI and people use. One cargo profile (release) for tests, benches and
+# the binary, so a clean checkout pays a single cold build.
+CARGO ?= cargo
+PROFILE := --release
+BIN := target/release/fidomesh
+EXAMPLES := manifests/examples
+AT ?= 2026-12-15T00:00:00Z
+
+.PHONY: all setup build run test lint fmt check-core bench e2e crds clean
+
+all: build
+
+setup:
+	@command -v $(CARGO) >/dev/null || { echo "cargo is required (https://rustup.rs)"; exit 1; }
+	$(CARGO) fetch --locked
+
+build: setup
+	$(CARGO) build $(PROFILE) --locked -p fidomesh
+
+# The main job on the embedded default: no cluster, the example resources.
+run: build
+	$(BIN) render -f $(EXAMPLES) --at $(AT) --mds-payload $(EXAMPLES)/fido-mds-payload.json
+
+test: setup
+	$(CARGO) test $(PROFILE) --locked --workspace --all-targets
+
+lint: setup
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PROFILE) --locked --workspace --all-targets -- -D warnings
+
+# The pure core must build without any I/O dependency.
+check-core: setup
+	$(CARGO) check $(PROFILE) --locked -p fidomesh --lib --no-default-features
+
+bench: setup
+	$(CARGO) bench --locked -p fidomesh
+
+crds: build
+	$(BIN) crds > manifests/crds/fidomesh.io.yaml
+
+fmt:
+	$(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
