@@ -147,6 +147,22 @@ impl Loaded {
                     origin: origin.clone(),
                     message: format!("Authenticator {}: spec.aaguid: {e}", a.name()),
                 })?;
+                a.spec
+                    .service_account
+                    .check()
+                    .map_err(|e| LoadError::Invalid {
+                        origin: origin.clone(),
+                        message: format!("Authenticator {}: spec.{e}", a.name()),
+                    })?;
+                if a.spec.holder.trim().is_empty() || a.spec.holder.len() > 253 {
+                    return Err(LoadError::Invalid {
+                        origin,
+                        message: format!(
+                            "Authenticator {}: spec.holder must have 1..=253 characters",
+                            a.name()
+                        ),
+                    });
+                }
                 if let Some(not_after) = &a.spec.not_after
                     && not_after.0 <= a.spec.not_before.0
                 {
@@ -170,6 +186,13 @@ impl Loaded {
                         origin,
                         message: "MeshRole: spec.targets must not be empty".into(),
                     });
+                }
+                let namespace = r.metadata.namespace.as_deref().unwrap_or_default();
+                for (i, t) in r.spec.targets.iter().enumerate() {
+                    t.check(namespace).map_err(|e| LoadError::Invalid {
+                        origin: origin.clone(),
+                        message: format!("MeshRole: spec.targets[{i}]: {e}"),
+                    })?;
                 }
                 self.resources.roles.push(r);
             }
@@ -267,6 +290,7 @@ impl Loaded {
             Problem::MalformedAuthenticator { authenticator, .. } => {
                 self.authenticator_origins.get(authenticator)
             }
+            Problem::InvalidTarget { .. } => None,
         };
         let origin = origin.cloned().unwrap_or(Origin {
             file: PathBuf::from("<input>"),
@@ -325,6 +349,9 @@ fn check_name(
     }
     match (&meta.namespace, namespaced) {
         (None, true) => Err(invalid(format!("{name}: metadata.namespace is required"))),
+        (Some(ns), true) if !crate::model::is_dns1123_label(ns) => Err(invalid(format!(
+            "{name}: metadata.namespace {ns:?} is not a DNS-1123 label"
+        ))),
         (Some(ns), false) => Err(invalid(format!(
             "{name}: the resource is cluster-scoped but names namespace {ns:?}"
         ))),
@@ -332,13 +359,4 @@ fn check_name(
     }
 }
 
-/// True for a DNS-1123 subdomain: lowercase alphanumerics, `-` and `.`, alphanumeric at both
-/// ends, at most 253 characters.
-pub fn is_dns1123_subdomain(name: &str) -> bool {
-    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    !name.is_empty()
-        && name.len() <= 253
-        && name.starts_with(alnum)
-        && name.ends_with(alnum)
-        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
-}
+pub use crate::model::is_dns1123_subdomain;

@@ -367,6 +367,77 @@ impl Authenticator {
     }
 }
 
+/// True for a DNS-1123 subdomain: lowercase alphanumerics, `-` and `.`, alphanumeric at both
+/// ends, at most 253 characters.
+pub fn is_dns1123_subdomain(name: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !name.is_empty()
+        && name.len() <= 253
+        && name.starts_with(alnum)
+        && name.ends_with(alnum)
+        && name.chars().all(|c| alnum(c) || c == '-' || c == '.')
+}
+
+/// True for a DNS-1123 label (namespace names): like a subdomain without `.`, at most 63.
+pub fn is_dns1123_label(name: &str) -> bool {
+    name.len() <= 63 && !name.contains('.') && is_dns1123_subdomain(name)
+}
+
+impl RoleTarget {
+    /// Checks the target as Linkerd will: a known group for the kind, a valid name, and a
+    /// Namespace target naming the role's own namespace.
+    pub fn check(&self, role_namespace: &str) -> Result<(), String> {
+        let group = self.effective_group();
+        let kind = self.kind.as_str();
+        let group_ok = match self.kind {
+            TargetKind::Server => group == "policy.linkerd.io",
+            TargetKind::HttpRoute => {
+                group == "policy.linkerd.io" || group == "gateway.networking.k8s.io"
+            }
+            TargetKind::GrpcRoute => group == "gateway.networking.k8s.io",
+            TargetKind::Namespace => group.is_empty(),
+        };
+        if !group_ok {
+            return Err(format!(
+                "target {kind} {:?} has unsupported group {group:?}",
+                self.name
+            ));
+        }
+        if !is_dns1123_subdomain(&self.name) {
+            return Err(format!(
+                "target {kind} name {:?} is not a DNS-1123 subdomain",
+                self.name
+            ));
+        }
+        if self.kind == TargetKind::Namespace && self.name != role_namespace {
+            return Err(format!(
+                "target Namespace {:?} is not the role's own namespace {role_namespace:?}",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ServiceAccountRef {
+    /// Checks the reference: a namespace label and a subdomain name.
+    pub fn check(&self) -> Result<(), String> {
+        if !is_dns1123_label(&self.namespace) {
+            return Err(format!(
+                "serviceAccount.namespace {:?} is not a DNS-1123 label",
+                self.namespace
+            ));
+        }
+        if !is_dns1123_subdomain(&self.name) {
+            return Err(format!(
+                "serviceAccount.name {:?} is not a DNS-1123 subdomain",
+                self.name
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `namespace/name` of a namespaced object.
 pub fn object_key(meta: &kube::core::ObjectMeta) -> String {
     format!(

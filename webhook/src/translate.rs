@@ -120,7 +120,14 @@ pub enum Problem {
         /// The Authenticators' names, sorted.
         authenticators: Vec<String>,
     },
-    /// An Authenticator's credential ID or AAGUID is malformed.
+    /// A role target Linkerd would refuse (wrong group, bad name, another namespace).
+    InvalidTarget {
+        /// `namespace/name` of the role.
+        role: String,
+        /// What is wrong.
+        error: String,
+    },
+    /// An Authenticator's credential ID, AAGUID or ServiceAccount is malformed.
     MalformedAuthenticator {
         /// The Authenticator's name.
         authenticator: String,
@@ -146,6 +153,7 @@ impl std::fmt::Display for Problem {
                 "Authenticators {} share one credential ID (fingerprint {fingerprint})",
                 authenticators.join(", ")
             ),
+            Self::InvalidTarget { role, error } => write!(f, "MeshRole {role}: {error}"),
             Self::MalformedAuthenticator {
                 authenticator,
                 error,
@@ -235,11 +243,15 @@ impl<'a> KeyIndex<'a> {
         let mut rejected_names = HashMap::new();
         let mut problems = Vec::new();
         for a in authenticators {
-            let checked = a.credential_id().map_err(|e| e.to_string()).and_then(|c| {
-                crate::model::canonical_aaguid(&a.spec.aaguid)
-                    .map(|g| (c, g))
-                    .map_err(|e| e.to_string())
-            });
+            let checked = a
+                .credential_id()
+                .map_err(|e| e.to_string())
+                .and_then(|c| {
+                    crate::model::canonical_aaguid(&a.spec.aaguid)
+                        .map(|g| (c, g))
+                        .map_err(|e| e.to_string())
+                })
+                .and_then(|ok| a.spec.service_account.check().map(|()| ok));
             match checked {
                 Ok((credential, aaguid)) => {
                     let facts = KeyFacts {
@@ -444,7 +456,16 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
             }
         }
 
-        let mut targets: Vec<RoleTarget> = role.spec.targets.clone();
+        let mut targets: Vec<RoleTarget> = Vec::with_capacity(role.spec.targets.len());
+        for t in &role.spec.targets {
+            match t.check(namespace) {
+                Ok(()) => targets.push(t.clone()),
+                Err(error) => problems.push(Problem::InvalidTarget {
+                    role: role_key.clone(),
+                    error,
+                }),
+            }
+        }
         targets.sort_by_key(target_sort_key);
         targets.dedup_by(|a, b| target_sort_key(a) == target_sort_key(b));
         grants.push(Grant {
@@ -506,11 +527,21 @@ pub fn translate(res: &Resources, settings: &Settings, mds: &Mds, at: Timestamp)
         ));
         for target in &targets {
             let group = target.effective_group();
+            // The parts may contain `-` themselves, so the readable name alone could collide
+            // (binding `a` + target `b-c` vs binding `a-b` + target `c`); a digest of the
+            // unambiguous tuple keeps names distinct.
+            let tuple_digest = Sha256::digest(
+                [binding_name, group, target.kind.as_str(), &target.name]
+                    .join("\0")
+                    .as_bytes(),
+            );
+            let tag = hex::encode(tuple_digest.get(..5).unwrap_or_default());
             let name = object_name(&[
                 "fidomesh",
                 binding_name,
                 target_slug(target.kind, group),
                 &target.name,
+                &tag,
             ]);
             objects.push(LinkerdObject::AuthorizationPolicy(AuthorizationPolicy {
                 metadata: meta(name),

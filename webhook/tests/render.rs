@@ -282,3 +282,17 @@ fn rejects_bad_settings() {
     assert!(out.stdout.is_empty());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `surprise`"));
 }
+
+#[test]
+fn rejects_targets_linkerd_would_refuse() {
+    let other_ns = ROLE.replace(
+        "targets: [{kind: Server, name: api}]",
+        "targets: [{kind: Namespace, name: checkout}]",
+    );
+    assert_bad_input(&[&other_ns], 0, "not the role's own namespace");
+    let wrong_group = ROLE.replace(
+        "{kind: Server, name: api}",
+        "{kind: Server, group: example.com, name: api}",
+    );
+    assert_bad_input(&[&wrong_group], 0, "unsupported group");
+}

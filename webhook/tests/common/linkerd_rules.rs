@@ -53,22 +53,52 @@ pub struct GroupKind {
 pub const POLICY: &str = "policy.linkerd.io";
 pub const GATEWAY: &str = "gateway.networking.k8s.io";
 
-pub const SERVER: GroupKind = GroupKind { group: POLICY, kind: "Server" };
-pub const POLICY_HTTP_ROUTE: GroupKind = GroupKind { group: POLICY, kind: "HTTPRoute" };
-pub const GATEWAY_HTTP_ROUTE: GroupKind = GroupKind { group: GATEWAY, kind: "HTTPRoute" };
-pub const GATEWAY_GRPC_ROUTE: GroupKind = GroupKind { group: GATEWAY, kind: "GRPCRoute" };
-pub const NAMESPACE: GroupKind = GroupKind { group: "", kind: "Namespace" };
-pub const SERVICE_ACCOUNT: GroupKind = GroupKind { group: "", kind: "ServiceAccount" };
-pub const AUTHORIZATION_POLICY: GroupKind = GroupKind { group: POLICY, kind: "AuthorizationPolicy" };
-pub const MESH_TLS_AUTHENTICATION: GroupKind =
-    GroupKind { group: POLICY, kind: "MeshTLSAuthentication" };
-pub const NETWORK_AUTHENTICATION: GroupKind =
-    GroupKind { group: POLICY, kind: "NetworkAuthentication" };
+pub const SERVER: GroupKind = GroupKind {
+    group: POLICY,
+    kind: "Server",
+};
+pub const POLICY_HTTP_ROUTE: GroupKind = GroupKind {
+    group: POLICY,
+    kind: "HTTPRoute",
+};
+pub const GATEWAY_HTTP_ROUTE: GroupKind = GroupKind {
+    group: GATEWAY,
+    kind: "HTTPRoute",
+};
+pub const GATEWAY_GRPC_ROUTE: GroupKind = GroupKind {
+    group: GATEWAY,
+    kind: "GRPCRoute",
+};
+pub const NAMESPACE: GroupKind = GroupKind {
+    group: "",
+    kind: "Namespace",
+};
+pub const SERVICE_ACCOUNT: GroupKind = GroupKind {
+    group: "",
+    kind: "ServiceAccount",
+};
+pub const AUTHORIZATION_POLICY: GroupKind = GroupKind {
+    group: POLICY,
+    kind: "AuthorizationPolicy",
+};
+pub const MESH_TLS_AUTHENTICATION: GroupKind = GroupKind {
+    group: POLICY,
+    kind: "MeshTLSAuthentication",
+};
+pub const NETWORK_AUTHENTICATION: GroupKind = GroupKind {
+    group: POLICY,
+    kind: "NetworkAuthentication",
+};
 
 /// The AuthorizationPolicy targets the current index accepts
 /// (`inbound/authorization_policy.rs` `target`).
-pub const TARGET_KINDS: [GroupKind; 5] =
-    [SERVER, NAMESPACE, POLICY_HTTP_ROUTE, GATEWAY_HTTP_ROUTE, GATEWAY_GRPC_ROUTE];
+pub const TARGET_KINDS: [GroupKind; 5] = [
+    SERVER,
+    NAMESPACE,
+    POLICY_HTTP_ROUTE,
+    GATEWAY_HTTP_ROUTE,
+    GATEWAY_GRPC_ROUTE,
+];
 
 /// The targets older `admission.rs` revisions accepted (`validate_policy_target`): no Gateway API
 /// HTTPRoute. Kept for reference only; the rules below follow the current revision.
@@ -93,6 +123,8 @@ pub struct LocalTargetRef {
 pub struct NamespacedTargetRef {
     pub group: Option<String>,
     pub kind: String,
+    // Required (the parse fails without it), but no rule here reads it.
+    #[allow(dead_code)]
     pub name: String,
     pub namespace: Option<String>,
 }
@@ -155,11 +187,18 @@ impl NamespacedTargetRef {
 /// `admission.rs` `Admission::admit` + `admit_spec` + `parse_spec`, for the two kinds fidomesh
 /// writes. `object` is the whole object as the apiserver sends it. `Err` is Linkerd's denial.
 pub fn admit(object: &Value) -> Result<(), String> {
-    let api_version = object.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-    let kind = object.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = object
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let kind = object
+        .get("kind")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     let group = api_version.rsplit_once('/').map_or("", |(g, _)| g);
     // `is_kind`: group and kind compared case-insensitively.
-    let is_kind = |t: GroupKind| group.eq_ignore_ascii_case(t.group) && kind.eq_ignore_ascii_case(t.kind);
+    let is_kind =
+        |t: GroupKind| group.eq_ignore_ascii_case(t.group) && kind.eq_ignore_ascii_case(t.kind);
     let ns = object
         .pointer("/metadata/namespace")
         .and_then(Value::as_str)
@@ -183,9 +222,15 @@ pub fn admit(object: &Value) -> Result<(), String> {
 }
 
 /// `admission.rs` `impl Validate<AuthorizationPolicySpec> for Admission` `validate`.
-pub fn validate_authorization_policy(ns: &str, spec: AuthorizationPolicySpec) -> Result<(), String> {
+pub fn validate_authorization_policy(
+    ns: &str,
+    spec: AuthorizationPolicySpec,
+) -> Result<(), String> {
     if spec.target_ref.targets_kind(NAMESPACE) && spec.target_ref.name != ns {
-        return Err(format!("cannot target another namespace: {}", spec.target_ref.name));
+        return Err(format!(
+            "cannot target another namespace: {}",
+            spec.target_ref.name
+        ));
     }
 
     let refs = &spec.required_authentication_refs;
@@ -220,7 +265,10 @@ pub fn validate_authorization_policy(ns: &str, spec: AuthorizationPolicySpec) ->
             })
             .map(NamespacedTargetRef::canonical_kind)
             .collect::<Vec<_>>();
-        return Err(format!("unsupported authentication kind(s): {}", kinds.join(", ")));
+        return Err(format!(
+            "unsupported authentication kind(s): {}",
+            kinds.join(", ")
+        ));
     }
 
     // "Confirm that the index will be able to read this spec."
@@ -240,7 +288,10 @@ pub fn validate_identity_ref(id: &NamespacedTargetRef) -> Result<(), String> {
         }
         return Ok(());
     }
-    Err(format!("invalid identity target kind: {}", id.canonical_kind()))
+    Err(format!(
+        "invalid identity target kind: {}",
+        id.canonical_kind()
+    ))
 }
 
 /// `admission.rs` `impl Validate<MeshTLSAuthenticationSpec> for Admission` `validate`, preceded by
@@ -296,14 +347,20 @@ pub fn index_validate_authorization_policy(ap: AuthorizationPolicySpec) -> Resul
         || t.targets_kind(GATEWAY_HTTP_ROUTE)
         || t.targets_kind(GATEWAY_GRPC_ROUTE);
     if !target_ok {
-        return Err(format!("unsupported authorization target type: {}", t.canonical_kind()));
+        return Err(format!(
+            "unsupported authorization target type: {}",
+            t.canonical_kind()
+        ));
     }
     for a in &ap.required_authentication_refs {
         if !(a.targets_kind(MESH_TLS_AUTHENTICATION)
             || a.targets_kind(NETWORK_AUTHENTICATION)
             || a.targets_kind(SERVICE_ACCOUNT))
         {
-            return Err(format!("unsupported authentication target: {}", a.canonical_kind()));
+            return Err(format!(
+                "unsupported authentication target: {}",
+                a.canonical_kind()
+            ));
         }
     }
     Ok(())
@@ -379,6 +436,8 @@ fn dns_like_identity(id: &str) -> bool {
             && l.chars().all(|c| ok(c) || c == '-')
     };
     let mut labels = id.split('.');
-    let first_ok = labels.next().is_some_and(|first| first == "*" || label(first));
+    let first_ok = labels
+        .next()
+        .is_some_and(|first| first == "*" || label(first));
     first_ok && labels.all(label)
 }
