@@ -87,7 +87,9 @@ allowed_aaguids := get_obj(settings, "allowedAaguids")
 
 synced_passkeys_allowed if is_true(settings, "allowSyncedPasskeys")
 
-# maxKeyAgeSeconds; undefined (no span check) when absent or not a positive number
+# maxKeyAgeSeconds; DESIGN's default (180 days) when absent or not a positive number
+default max_key_age_seconds := 15552000
+
 max_key_age_seconds := n if {
 	n := object.get(settings, "maxKeyAgeSeconds", 0)
 	is_number(n)

@@ -80,6 +80,25 @@ def _construct_int(loader, node):
 Yaml12Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 
 
+def _construct_mapping(loader, node, deep=False):
+    # serde_yaml refuses duplicate keys; PyYAML would keep the last one silently
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+Yaml12Loader.add_constructor(
+    "tag:yaml.org,2002:map",
+    lambda loader, node: _construct_mapping(loader, node, deep=True),
+)
+
+
 def load_yaml(path: Path):
     with path.open(encoding="utf-8") as f:
         return yaml.load(f, Loader=Yaml12Loader)
