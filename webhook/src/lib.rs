@@ -14,10 +14,15 @@
 //! behind the `server` feature.
 
 pub mod crd;
+pub mod data;
+pub mod decide;
 pub mod linkerd;
 pub mod load;
 pub mod mds;
 pub mod model;
+pub mod policy;
+pub mod requester;
+pub mod review;
 pub mod settings;
 pub mod translate;
 

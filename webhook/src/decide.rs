@@ -1,0 +1,221 @@
+//! One decision pipeline for every caller (admission, dry-run, `fidomesh test`): build the input,
+//! look the decision up in the cache, or evaluate the policies and remember the answer.
+//!
+//! The **decision cache** key covers everything a policy reads: the bundle digest, the data
+//! generation, and a digest of the canonical input with `request.uid` removed. The digest is BLAKE3
+//! keyed with a random per-process key, so a collision with a cached "allowed" cannot be crafted.
+//! Errors and timeouts are never cached.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde_json::Value;
+
+use crate::policy::{PolicyError, Prepared, Verdict};
+use crate::requester::Requester;
+
+/// A cache key: 32 bytes of keyed BLAKE3.
+pub type CacheKey = [u8; 32];
+
+/// The decision cache (moka), with a keyed hasher.
+#[derive(Clone)]
+pub struct DecisionCache {
+    cache: moka::sync::Cache<CacheKey, Arc<Verdict>>,
+    key: [u8; 32],
+}
+
+impl std::fmt::Debug for DecisionCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DecisionCache")
+            .field("entries", &self.cache.entry_count())
+            .finish()
+    }
+}
+
+/// Why the process could not make a cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The operating system gave no randomness for the hash key.
+    #[error("no randomness for the decision cache key: {0}")]
+    Random(String),
+}
+
+impl DecisionCache {
+    /// A cache of at most `capacity` decisions, each kept at most `ttl`.
+    pub fn new(capacity: u64, ttl: Duration) -> Result<Self, CacheError> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key).map_err(|e| CacheError::Random(e.to_string()))?;
+        Ok(Self {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .time_to_live(ttl)
+                .build(),
+            key,
+        })
+    }
+
+    /// The number of cached decisions (approximate).
+    pub fn len(&self) -> u64 {
+        self.cache.entry_count()
+    }
+
+    /// True when nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.cache.invalidate_all();
+    }
+
+    /// The key of a decision.
+    pub fn key_for(
+        &self,
+        digest: &str,
+        generation: u64,
+        request: &Value,
+        requester: &Requester,
+    ) -> CacheKey {
+        let mut h = blake3::Hasher::new_keyed(&self.key);
+        h.update(&(digest.len() as u64).to_le_bytes());
+        h.update(digest.as_bytes());
+        h.update(&generation.to_le_bytes());
+        // Canonical JSON: serde_json's map is ordered by key, so equal inputs hash equally.
+        let _ = serde_json::to_writer(&mut HashWriter(&mut h), &WithoutUid(request));
+        h.update(b"\x00requester\x00");
+        let _ = serde_json::to_writer(&mut HashWriter(&mut h), requester);
+        *h.finalize().as_bytes()
+    }
+}
+
+struct HashWriter<'a>(&'a mut blake3::Hasher);
+
+impl std::io::Write for HashWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The request serialized without its top-level `uid`, without copying it.
+struct WithoutUid<'a>(&'a Value);
+
+impl Serialize for WithoutUid<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Object(map) => {
+                let mut m = s.serialize_map(None)?;
+                for (k, v) in map {
+                    if k != "uid" {
+                        m.serialize_entry(k, v)?;
+                    }
+                }
+                m.end()
+            }
+            other => other.serialize(s),
+        }
+    }
+}
+
+/// The engine and facts of one moment: what every decision reads.
+#[derive(Clone)]
+pub struct Decider {
+    /// The bundle with the data merged in.
+    pub prepared: Arc<Prepared>,
+    /// The data generation of the facts.
+    pub generation: u64,
+}
+
+/// One decision.
+#[derive(Debug, Clone)]
+pub struct Decision {
+    /// The verdict.
+    pub verdict: Arc<Verdict>,
+    /// Whether it came from the cache.
+    pub cache_hit: bool,
+    /// Bundle digest.
+    pub digest: String,
+    /// Data generation.
+    pub generation: u64,
+    /// The evaluation error, when the verdict is the fail-closed `policy-error`.
+    pub error: Option<String>,
+}
+
+impl Decider {
+    /// Builds the policy input.
+    pub fn input(request: &Value, requester: &Requester) -> regorus::Value {
+        let mut input = regorus::Value::new_object();
+        if let Ok(map) = input.as_object_mut() {
+            map.insert(
+                regorus::Value::from("request"),
+                regorus::Value::from(request.clone()),
+            );
+            map.insert(
+                regorus::Value::from("requester"),
+                serde_json::to_value(requester)
+                    .map(regorus::Value::from)
+                    .unwrap_or(regorus::Value::Undefined),
+            );
+        }
+        input
+    }
+
+    /// Decides one request; consults and fills `cache` when one is given.
+    pub fn decide(
+        &self,
+        request: &Value,
+        requester: &Requester,
+        cache: Option<&DecisionCache>,
+    ) -> Decision {
+        let digest = self.prepared.digest().to_string();
+        let key = cache.map(|c| (c, c.key_for(&digest, self.generation, request, requester)));
+        if let Some((c, k)) = &key
+            && let Some(v) = c.cache.get(k)
+        {
+            return Decision {
+                verdict: v,
+                cache_hit: true,
+                digest,
+                generation: self.generation,
+                error: None,
+            };
+        }
+        match self.prepared.evaluate(Self::input(request, requester)) {
+            Ok(verdict) => {
+                let verdict = Arc::new(verdict);
+                if let Some((c, k)) = key {
+                    c.cache.insert(k, verdict.clone());
+                }
+                Decision {
+                    verdict,
+                    cache_hit: false,
+                    digest,
+                    generation: self.generation,
+                    error: None,
+                }
+            }
+            Err(e) => Decision {
+                verdict: Arc::new(Verdict::policy_error(&e)),
+                cache_hit: false,
+                digest,
+                generation: self.generation,
+                error: Some(e.to_string()),
+            },
+        }
+    }
+}
+
+/// Evaluates without a cache and returns the error rather than a fail-closed verdict.
+pub fn evaluate_uncached(
+    prepared: &Prepared,
+    request: &Value,
+    requester: &Requester,
+) -> Result<Verdict, PolicyError> {
+    prepared.evaluate(Decider::input(request, requester))
+}

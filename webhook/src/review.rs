@@ -1,0 +1,295 @@
+//! AdmissionReview v1: reading the envelope, building the policy input, mutating, answering.
+//!
+//! - A body that is not JSON or not an `admission.k8s.io/v1` `AdmissionReview` with a `request`
+//!   is a [`ReviewError`] (the edge answers HTTP 400).
+//! - A review whose request or object cannot be read is [`Parsed::Unreadable`] (the edge answers
+//!   an `invalid` AdmissionResponse that still echoes the uid when there is one).
+
+use std::collections::BTreeMap;
+
+use kube::core::DynamicObject;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::model::{CredentialId, GROUP, canonical_aaguid};
+use crate::policy::Verdict;
+use crate::requester::Requester;
+use crate::settings::Settings;
+
+/// The only AdmissionReview version served.
+pub const REVIEW_API_VERSION: &str = "admission.k8s.io/v1";
+
+/// Provenance annotation: who applied the object.
+pub const APPLIED_BY: &str = "fidomesh.io/applied-by";
+/// Provenance annotation: the fingerprint of the key used.
+pub const AUTHENTICATOR: &str = "fidomesh.io/authenticator";
+/// Provenance annotation: whether the change was hardware-backed.
+pub const HARDWARE_BACKED: &str = "fidomesh.io/hardware-backed";
+/// Provenance annotation: the decision that admitted it.
+pub const DECISION_ID: &str = "fidomesh.io/decision-id";
+
+/// Why a body is not an AdmissionReview at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ReviewError {
+    /// The body is not JSON.
+    #[error("body is not JSON: {0}")]
+    NotJson(String),
+    /// The body is JSON but not an `admission.k8s.io/v1` AdmissionReview with a request.
+    #[error("body is not an admission.k8s.io/v1 AdmissionReview: {0}")]
+    NotReview(String),
+}
+
+/// A readable review.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The request exactly as sent (the policy input's `request`).
+    pub raw: Value,
+    /// The same request, typed.
+    pub request: AdmissionRequest<DynamicObject>,
+}
+
+/// The outcome of reading a body.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    /// A readable review.
+    Review(Box<Review>),
+    /// An AdmissionReview whose request cannot be read.
+    Unreadable {
+        /// The request uid, when it could be read.
+        uid: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Reads an AdmissionReview body.
+pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    parse_value(value)
+}
+
+/// Reads an AdmissionReview already parsed as JSON.
+pub fn parse_value(mut value: Value) -> Result<Parsed, ReviewError> {
+    let obj = value
+        .as_object_mut()
+        .ok_or_else(|| ReviewError::NotReview("not a JSON object".into()))?;
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let api_version = obj
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if kind != "AdmissionReview" || api_version != REVIEW_API_VERSION {
+        return Err(ReviewError::NotReview(format!(
+            "apiVersion {api_version:?}, kind {kind:?}"
+        )));
+    }
+    let raw = match obj.remove("request") {
+        Some(r @ Value::Object(_)) => r,
+        _ => return Err(ReviewError::NotReview("no request".into())),
+    };
+    let uid = raw
+        .get("uid")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    if uid.is_empty() {
+        return Ok(Parsed::Unreadable {
+            uid,
+            reason: "request.uid is missing".into(),
+        });
+    }
+    match AdmissionRequest::<DynamicObject>::deserialize(&raw) {
+        Ok(mut request) => {
+            request.types.api_version = REVIEW_API_VERSION.to_string();
+            request.types.kind = "AdmissionReview".to_string();
+            Ok(Parsed::Review(Box::new(Review { raw, request })))
+        }
+        Err(e) => Ok(Parsed::Unreadable {
+            uid,
+            reason: format!("request cannot be read: {e}"),
+        }),
+    }
+}
+
+/// An `invalid` response that still echoes the uid.
+pub fn invalid(uid: &str, reason: &str) -> AdmissionReview<DynamicObject> {
+    let mut response = AdmissionResponse::invalid(reason);
+    response.uid = uid.to_string();
+    response.result.code = 400;
+    response.into_review()
+}
+
+/// Builds the `/validate` answer for a verdict.
+pub fn validate_response(
+    review: &Review,
+    verdict: &Verdict,
+    annotations: BTreeMap<String, String>,
+) -> AdmissionReview<DynamicObject> {
+    let mut response = AdmissionResponse::from(&review.request);
+    if !verdict.allowed() {
+        // The code in brackets first, so that kubectl users see which rule denied.
+        let message = verdict
+            .deny
+            .iter()
+            .map(|v| format!("[{}] {}", v.code, v.msg))
+            .collect::<Vec<_>>()
+            .join("; ");
+        response = response.deny(message);
+        response.result.code = 403;
+        response.result.reason = "Forbidden".to_string();
+    }
+    if !verdict.warn.is_empty() {
+        response.warnings = Some(
+            verdict
+                .warn
+                .iter()
+                .map(|v| format!("[{}] {}", v.code, v.msg))
+                .collect(),
+        );
+    }
+    response.audit_annotations = annotations.into_iter().collect();
+    response.into_review()
+}
+
+/// True for the fidomesh resources (group `fidomesh.io`).
+pub fn is_fidomesh(request: &AdmissionRequest<DynamicObject>) -> bool {
+    request.kind.group == GROUP
+}
+
+/// The object as the mutating webhook wants it, or `None` when nothing should change.
+///
+/// - Authenticator: canonical credential ID (unpadded base64url), lowercase AAGUID, `notAfter`
+///   defaulted to `notBefore + maxKeyAge`.
+/// - MeshRoleBinding: canonical credential IDs of its subjects.
+/// - Every fidomesh resource: the provenance annotations.
+pub fn mutate(
+    raw_request: &Value,
+    requester: &Requester,
+    settings: &Settings,
+    decision_id: &str,
+) -> Option<Value> {
+    let group = raw_request.pointer("/kind/group").and_then(Value::as_str);
+    let kind = raw_request.pointer("/kind/kind").and_then(Value::as_str);
+    let operation = raw_request.get("operation").and_then(Value::as_str);
+    if group != Some(GROUP) || !matches!(operation, Some("CREATE" | "UPDATE")) {
+        return None;
+    }
+    let mut object = raw_request.get("object")?.clone();
+    if !object.is_object() {
+        return None;
+    }
+    match kind {
+        Some("Authenticator") => canonicalize_authenticator(&mut object, settings),
+        Some("MeshRoleBinding") => canonicalize_binding(&mut object),
+        _ => {}
+    }
+    let fingerprint = requester
+        .authenticator
+        .as_ref()
+        .map(|a| a.fingerprint.as_str().to_string())
+        .unwrap_or_default();
+    let hardware = requester
+        .authenticator
+        .as_ref()
+        .is_some_and(|a| a.hardware_backed);
+    let meta = object
+        .as_object_mut()?
+        .entry("metadata")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let annotations = meta
+        .as_object_mut()?
+        .entry("annotations")
+        .or_insert_with(|| Value::Object(Map::new()));
+    if !annotations.is_object() {
+        *annotations = Value::Object(Map::new());
+    }
+    let annotations = annotations.as_object_mut()?;
+    annotations.insert(APPLIED_BY.into(), Value::String(requester.username.clone()));
+    if fingerprint.is_empty() {
+        annotations.remove(AUTHENTICATOR);
+    } else {
+        annotations.insert(AUTHENTICATOR.into(), Value::String(fingerprint));
+    }
+    annotations.insert(HARDWARE_BACKED.into(), Value::String(hardware.to_string()));
+    annotations.insert(DECISION_ID.into(), Value::String(decision_id.to_string()));
+    Some(object)
+}
+
+/// The RFC 6902 patch from the object sent to the mutated one; `None` when empty.
+pub fn patch_for(raw_request: &Value, mutated: &Value) -> Option<json_patch::Patch> {
+    let original = raw_request.get("object")?;
+    let patch = json_patch::diff(original, mutated);
+    (!patch.0.is_empty()).then_some(patch)
+}
+
+fn canonicalize_authenticator(object: &mut Value, settings: &Settings) {
+    let Some(spec) = object.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    if let Some(Value::String(raw)) = spec.get_mut("credentialId")
+        && let Ok(id) = CredentialId::parse(raw)
+        && id.as_str() != raw
+    {
+        *raw = id.as_str().to_string();
+    }
+    if let Some(Value::String(raw)) = spec.get_mut("aaguid")
+        && let Ok(a) = canonical_aaguid(raw)
+        && &a != raw
+    {
+        *raw = a;
+    }
+    let has_not_after = spec.get("notAfter").is_some_and(|v| !v.is_null());
+    if !has_not_after
+        && let Some(nb) = spec
+            .get("notBefore")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        && let Some(na) = nb.checked_add(settings.max_key_age_signed()).ok()
+    {
+        spec.insert("notAfter".into(), Value::String(na.to_string()));
+    }
+}
+
+fn canonicalize_binding(object: &mut Value) {
+    let Some(subjects) = object
+        .pointer_mut("/spec/authenticators")
+        .and_then(Value::as_array_mut)
+    else {
+        return;
+    };
+    for s in subjects {
+        if let Some(Value::String(raw)) = s.get_mut("credentialId")
+            && let Ok(id) = CredentialId::parse(raw)
+            && id.as_str() != raw
+        {
+            *raw = id.as_str().to_string();
+        }
+    }
+}
+
+/// Builds the `/mutate` answer.
+pub fn mutate_response(
+    review: &Review,
+    patch: Option<json_patch::Patch>,
+) -> Result<AdmissionReview<DynamicObject>, serde_json::Error> {
+    let response = AdmissionResponse::from(&review.request);
+    let response = match patch {
+        Some(p) => response
+            .with_patch(p)
+            .map_err(|e| serde_json::Error::io(std::io::Error::other(e.to_string())))?,
+        None => response,
+    };
+    Ok(response.into_review())
+}
+
+/// The operation as the API server spells it.
+pub fn operation_str(op: &Operation) -> &'static str {
+    match op {
+        Operation::Create => "CREATE",
+        Operation::Update => "UPDATE",
+        Operation::Delete => "DELETE",
+        Operation::Connect => "CONNECT",
+    }
+}
