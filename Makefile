@@ -6,7 +6,7 @@ BIN := target/release/fidomesh
 EXAMPLES := manifests/examples
 AT ?= 2026-12-15T00:00:00Z
 
-.PHONY: all setup build run test lint fmt check-core bench e2e crds clean
+.PHONY: all setup build run render test lint fmt check-core bench e2e crds clean conformance
 
 all: build
 
@@ -17,8 +17,13 @@ setup:
 build: setup
 	$(CARGO) build $(PROFILE) --locked -p fidomesh
 
-# The main job on the embedded default: no cluster, the example resources.
+# The main job on the embedded default: the webhook on 127.0.0.1 with self-made certificates, the
+# example resources and the policies, answering real AdmissionReviews sent with curl.
 run: build
+	bash scripts/demo.sh
+
+# The Linkerd objects of the examples, as `fidomesh render` prints them for GitOps.
+render: build
 	$(BIN) render -f $(EXAMPLES) --at $(AT) --mds-payload $(EXAMPLES)/fido-mds-payload.json
 
 test: setup
@@ -31,6 +36,10 @@ lint: setup
 # The pure core must build without any I/O dependency.
 check-core: setup
 	$(CARGO) check $(PROFILE) --locked -p fidomesh --lib --no-default-features
+
+# The same policy cases evaluated by OPA's own engine must give the same decisions.
+conformance: build
+	bash scripts/conformance/run.sh
 
 bench: setup
 	$(CARGO) bench --locked -p fidomesh

@@ -28,6 +28,46 @@ pub enum Command {
     Render(RenderArgs),
     /// Print the fidomesh CustomResourceDefinitions.
     Crds,
+    /// Serve the admission webhook.
+    Serve(Box<crate::server::ServeArgs>),
+    /// Make a CA and a serving certificate for the webhook, and the caBundle.
+    Certs(CertsArgs),
+    /// Run the data-driven policy cases of a policy directory (`DIR/tests/*.yaml`).
+    Test(TestArgs),
+}
+
+/// Arguments of `certs`.
+#[derive(Debug, clap::Args)]
+pub struct CertsArgs {
+    /// The webhook's Service name.
+    #[arg(long, default_value = "fidomesh")]
+    pub service: String,
+    /// The webhook's namespace.
+    #[arg(long, default_value = "fidomesh-system")]
+    pub namespace: String,
+    /// Where to write ca.crt, tls.crt, tls.key and caBundle.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Extra DNS names.
+    #[arg(long = "dns")]
+    pub dns: Vec<String>,
+    /// IP addresses (e.g. 127.0.0.1 for a local run).
+    #[arg(long = "ip")]
+    pub ips: Vec<std::net::IpAddr>,
+    /// Validity in days.
+    #[arg(long, default_value_t = 365)]
+    pub days: i64,
+}
+
+/// Arguments of `test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// The policy directory.
+    #[arg(default_value = "policies")]
+    pub dir: PathBuf,
+    /// Report which lines of each policy file the cases cover.
+    #[arg(long)]
+    pub coverage: bool,
 }
 
 /// Output formats of `render`.
@@ -66,6 +106,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Crds => crate::crd::crds_yaml()
             .context("serializing CRDs")
             .and_then(|text| write_stdout(&text)),
+        Command::Test(args) => return policy_test(&args),
+        Command::Serve(args) => crate::server::serve(*args),
+        Command::Certs(args) => certs(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -136,5 +179,89 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
+    Ok(())
+}
+
+fn policy_test(args: &TestArgs) -> ExitCode {
+    match run_policy_tests(args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_policy_tests(args: &TestArgs) -> anyhow::Result<bool> {
+    use crate::policy::Bundle;
+    use crate::policytest::Suite;
+    let bundle = Bundle::load_dir(&args.dir, std::time::Duration::from_secs(5))?;
+    let suite = Suite::load(&args.dir)?;
+    let results = suite.run(&bundle, None);
+    let mut failed = 0usize;
+    for r in &results {
+        if r.passed() {
+            continue;
+        }
+        failed += 1;
+        println!("FAIL {} ({})", r.name, r.file.display());
+        println!(
+            "  expected deny {:?} warn {:?}",
+            r.expected_deny, r.expected_warn
+        );
+        println!("  actual   deny {:?} warn {:?}", r.deny, r.warn);
+        if let Some(e) = &r.error {
+            println!("  error: {e}");
+        }
+    }
+    let mut all_covered = true;
+    if args.coverage {
+        for (file, (covered, not)) in suite.coverage(&bundle)? {
+            let total = covered.len() + not.len();
+            let pct = if total == 0 {
+                100.0
+            } else {
+                covered.len() as f64 * 100.0 / total as f64
+            };
+            println!(
+                "coverage {file}: {pct:.1}% ({} of {total} lines)",
+                covered.len()
+            );
+            if !not.is_empty() {
+                all_covered = false;
+                println!("  not covered: {:?}", not);
+            }
+        }
+    }
+    println!("bundle {}", bundle.digest());
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    Ok(failed == 0 && all_covered)
+}
+
+fn certs(args: &CertsArgs) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let g = crate::server::tls::generate(
+        &args.service,
+        &args.namespace,
+        &args.dns,
+        &args.ips,
+        args.days,
+    )?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let write = |name: &str, text: &str| -> anyhow::Result<()> {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("ca.crt", &g.ca_pem)?;
+    write("tls.crt", &g.cert_pem)?;
+    write("tls.key", &g.key_pem)?;
+    let bundle = base64::engine::general_purpose::STANDARD.encode(g.ca_pem.as_bytes());
+    write("caBundle", &bundle)?;
+    eprintln!(
+        "wrote ca.crt, tls.crt, tls.key and caBundle to {}",
+        args.out.display()
+    );
     Ok(())
 }

@@ -14,7 +14,6 @@ use serde::ser::SerializeMap;
 use serde_json::Value;
 
 use crate::policy::{PolicyError, Prepared, Verdict};
-use crate::requester::Requester;
 
 /// A cache key: 32 bytes of keyed BLAKE3.
 pub type CacheKey = [u8; 32];
@@ -66,6 +65,16 @@ impl DecisionCache {
         self.len() == 0
     }
 
+    /// A cached verdict.
+    pub fn get(&self, key: &CacheKey) -> Option<Arc<Verdict>> {
+        self.cache.get(key)
+    }
+
+    /// Remembers a verdict (never an error: callers cache successful evaluations only).
+    pub fn insert(&self, key: CacheKey, verdict: Arc<Verdict>) {
+        self.cache.insert(key, verdict);
+    }
+
     /// Drops every entry.
     pub fn clear(&self) {
         self.cache.invalidate_all();
@@ -77,7 +86,7 @@ impl DecisionCache {
         digest: &str,
         generation: u64,
         request: &Value,
-        requester: &Requester,
+        requester: &Value,
     ) -> CacheKey {
         let mut h = blake3::Hasher::new_keyed(&self.key);
         h.update(&(digest.len() as u64).to_le_bytes());
@@ -123,6 +132,11 @@ impl Serialize for WithoutUid<'_> {
     }
 }
 
+/// The requester as policy input (`input.requester`).
+pub fn requester_value(requester: &crate::requester::Requester) -> Value {
+    serde_json::to_value(requester).unwrap_or(Value::Null)
+}
+
 /// The engine and facts of one moment: what every decision reads.
 #[derive(Clone)]
 pub struct Decider {
@@ -149,7 +163,7 @@ pub struct Decision {
 
 impl Decider {
     /// Builds the policy input.
-    pub fn input(request: &Value, requester: &Requester) -> regorus::Value {
+    pub fn input(request: &Value, requester: &Value) -> regorus::Value {
         let mut input = regorus::Value::new_object();
         if let Ok(map) = input.as_object_mut() {
             map.insert(
@@ -158,9 +172,7 @@ impl Decider {
             );
             map.insert(
                 regorus::Value::from("requester"),
-                serde_json::to_value(requester)
-                    .map(regorus::Value::from)
-                    .unwrap_or(regorus::Value::Undefined),
+                regorus::Value::from(requester.clone()),
             );
         }
         input
@@ -170,7 +182,7 @@ impl Decider {
     pub fn decide(
         &self,
         request: &Value,
-        requester: &Requester,
+        requester: &Value,
         cache: Option<&DecisionCache>,
     ) -> Decision {
         let digest = self.prepared.digest().to_string();
@@ -215,7 +227,7 @@ impl Decider {
 pub fn evaluate_uncached(
     prepared: &Prepared,
     request: &Value,
-    requester: &Requester,
+    requester: &Value,
 ) -> Result<Verdict, PolicyError> {
     prepared.evaluate(Decider::input(request, requester))
 }

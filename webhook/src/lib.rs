@@ -21,6 +21,7 @@ pub mod load;
 pub mod mds;
 pub mod model;
 pub mod policy;
+pub mod policytest;
 pub mod requester;
 pub mod review;
 pub mod settings;
@@ -28,3 +29,5 @@ pub mod translate;
 
 #[cfg(feature = "server")]
 pub mod cli;
+#[cfg(feature = "server")]
+pub mod server;

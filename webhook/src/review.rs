@@ -284,6 +284,23 @@ pub fn mutate_response(
     Ok(response.into_review())
 }
 
+/// The review as JSON for the API server. kube serializes the patch as a JSON array of bytes;
+/// the API documents (and every other webhook sends) a base64 string, so it is re-encoded here.
+pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Value, serde_json::Error> {
+    use base64::Engine as _;
+    let mut value = serde_json::to_value(review)?;
+    if let Some(patch) = value.pointer_mut("/response/patch")
+        && let Some(bytes) = patch.as_array().map(|a| {
+            a.iter()
+                .filter_map(|b| b.as_u64().and_then(|b| u8::try_from(b).ok()))
+                .collect::<Vec<u8>>()
+        })
+    {
+        *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
+    }
+    Ok(value)
+}
+
 /// The operation as the API server spells it.
 pub fn operation_str(op: &Operation) -> &'static str {
     match op {

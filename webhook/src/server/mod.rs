@@ -1,0 +1,903 @@
+//! `fidomesh serve`: the admission webhook over HTTPS, with health and metrics on a plaintext
+//! admin port.
+//!
+//! The handlers parse, call the core pipeline ([`crate::review`], [`crate::requester`],
+//! [`crate::decide`]) and map the result; they hold no policy logic of their own.
+
+pub mod decision_log;
+pub mod metrics;
+pub mod tls;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use anyhow::Context as _;
+use arc_swap::ArcSwapOption;
+use notify::Watcher as _;
+use tokio::sync::Semaphore;
+use tracing::{Instrument as _, error, info, warn};
+
+use crate::data::Snapshot;
+use crate::decide::{Decider, DecisionCache, requester_value};
+use crate::mds::Mds;
+use crate::policy::{Bundle, Verdict, Violation};
+use crate::requester::{Claims, ExtraKeys, Source};
+use crate::review::{self, Parsed};
+use crate::settings::Settings;
+
+use decision_log::{DecisionLog, Record, Rotation};
+use metrics::Metrics;
+
+/// Arguments of `fidomesh serve` (every flag is also an environment variable).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// HTTPS address of the webhook.
+    #[arg(long, env = "FIDOMESH_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// Plaintext address of /healthz, /readyz and /metrics.
+    #[arg(long, env = "FIDOMESH_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    pub admin_listen: SocketAddr,
+    /// Serving certificate chain (PEM); re-read when it changes.
+    #[arg(long, env = "FIDOMESH_TLS_CERT")]
+    pub tls_cert: PathBuf,
+    /// Serving key (PEM); re-read when it changes.
+    #[arg(long, env = "FIDOMESH_TLS_KEY")]
+    pub tls_key: PathBuf,
+    /// Policy bundle directory (`*.rego`, `data.json`); reloaded when it changes.
+    #[arg(long, env = "FIDOMESH_POLICIES")]
+    pub policies: PathBuf,
+    /// Directory of fidomesh resources (YAML); watched.
+    #[arg(long, env = "FIDOMESH_DATA_DIR")]
+    pub data_dir: PathBuf,
+    /// Decision log file (JSON lines).
+    #[arg(long, env = "FIDOMESH_DECISION_LOG")]
+    pub decision_log: PathBuf,
+    /// Settings file (YAML).
+    #[arg(long, env = "FIDOMESH_SETTINGS")]
+    pub settings: Option<PathBuf>,
+    /// A decoded FIDO MDS3 payload (JSON).
+    #[arg(long, env = "FIDOMESH_MDS_PAYLOAD")]
+    pub mds_payload: Option<PathBuf>,
+    /// Largest request body accepted (bytes); larger bodies get 413.
+    #[arg(long, env = "FIDOMESH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Deadline of one policy evaluation.
+    #[arg(long, env = "FIDOMESH_EVAL_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
+    pub eval_timeout: Duration,
+    /// Evaluations running at once (default: twice the cores).
+    #[arg(long, env = "FIDOMESH_EVAL_CONCURRENCY")]
+    pub eval_concurrency: Option<usize>,
+    /// Decisions held in the cache.
+    #[arg(long, env = "FIDOMESH_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub cache_capacity: u64,
+    /// How long a cached decision is kept.
+    #[arg(long, env = "FIDOMESH_CACHE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub cache_ttl: Duration,
+    /// Prefix of the `userInfo.extra` keys.
+    #[arg(long, env = "FIDOMESH_EXTRA_PREFIX", default_value = "fidomesh.io/")]
+    pub extra_prefix: String,
+    /// Rotate the decision log at this size (bytes).
+    #[arg(long, env = "FIDOMESH_DECISION_LOG_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub decision_log_max_bytes: u64,
+    /// Rotated decision logs kept.
+    #[arg(long, env = "FIDOMESH_DECISION_LOG_KEEP", default_value_t = 5)]
+    pub decision_log_keep: usize,
+    /// HTTP worker threads (default: the cores).
+    #[arg(long, env = "FIDOMESH_WORKERS")]
+    pub workers: Option<usize>,
+    /// Re-check certificate, policy and data files at this interval as well as on change events.
+    #[arg(long, env = "FIDOMESH_POLL_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub poll_interval: Duration,
+}
+
+/// The policy engine and facts serving right now.
+pub struct Live {
+    /// The bundle.
+    pub bundle: Arc<Bundle>,
+    /// The facts.
+    pub snapshot: Arc<Snapshot>,
+    /// Bundle + facts, prepared.
+    pub decider: Decider,
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    live: ArcSwapOption<Live>,
+    bundle: ArcSwapOption<Bundle>,
+    snapshot: ArcSwapOption<Snapshot>,
+    cache: DecisionCache,
+    log: DecisionLog,
+    metrics: Arc<Metrics>,
+    settings: Arc<Settings>,
+    mds: Arc<Mds>,
+    extra_keys: ExtraKeys,
+    permits: Arc<Semaphore>,
+    eval_timeout: Duration,
+    cert_ready: AtomicBool,
+    generation: AtomicU64,
+    reload: Mutex<()>,
+    problems: Mutex<BTreeMap<&'static str, String>>,
+    resolver: Arc<tls::Resolver>,
+    args: ServeArgs,
+}
+
+/// Errors the HTTP layer answers; one mapping to status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not an AdmissionReview.
+    #[error(transparent)]
+    BadReview(#[from] review::ReviewError),
+    /// Policies or data are not loaded yet.
+    #[error("not ready: policies or data are not loaded")]
+    NotReady,
+    /// Something failed that is not the caller's fault.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadReview(_) => StatusCode::BAD_REQUEST,
+            Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(serde_json::json!({
+            "error": self.to_string(),
+        }))
+    }
+}
+
+impl AppState {
+    fn ready(&self) -> bool {
+        self.cert_ready.load(Ordering::Acquire) && self.live.load().is_some()
+    }
+
+    fn set_problem(&self, source: &'static str, problem: Option<String>) {
+        if let Ok(mut p) = self.problems.lock() {
+            match problem {
+                Some(e) => {
+                    p.insert(source, e);
+                }
+                None => {
+                    p.remove(source);
+                }
+            }
+        }
+    }
+
+    fn update_ready_metric(&self) {
+        self.metrics.ready.set(i64::from(self.ready()));
+    }
+
+    fn install(&self, bundle: Arc<Bundle>, snapshot: Arc<Snapshot>) -> Result<(), String> {
+        let prepared = bundle
+            .with_data((*snapshot.data).clone())
+            .map_err(|e| e.to_string())?;
+        let generation = snapshot.generation;
+        self.live.store(Some(Arc::new(Live {
+            bundle,
+            snapshot,
+            decider: Decider {
+                prepared: Arc::new(prepared),
+                generation,
+            },
+        })));
+        self.metrics
+            .data_generation
+            .set(i64::try_from(generation).unwrap_or(i64::MAX));
+        // Old entries can never match again (their generation or digest is gone); free them.
+        self.cache.clear();
+        self.update_ready_metric();
+        Ok(())
+    }
+
+    fn next_generation(&self) -> u64 {
+        self.generation.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    /// Loads the policy bundle; on failure the previous one keeps serving.
+    pub fn reload_policies(&self) {
+        let Ok(_guard) = self.reload.lock() else {
+            return;
+        };
+        match Bundle::load_dir(&self.args.policies, self.eval_timeout) {
+            Ok(bundle) => {
+                if self
+                    .bundle
+                    .load()
+                    .as_ref()
+                    .is_some_and(|b| b.digest() == bundle.digest())
+                {
+                    return;
+                }
+                let digest = bundle.digest().to_string();
+                let bundle = Arc::new(bundle);
+                match self.snapshot.load_full() {
+                    Some(snapshot) => match self.install(bundle.clone(), snapshot) {
+                        Ok(()) => self.bundle.store(Some(bundle)),
+                        Err(e) => return self.refuse("policies", e),
+                    },
+                    None => self.bundle.store(Some(bundle)),
+                }
+                self.metrics.bundle_loads.inc();
+                self.metrics.reloaded("policies");
+                self.set_problem("policies", None);
+                info!(bundle = %digest, "policy bundle loaded");
+            }
+            Err(e) => self.refuse("policies", e.to_string()),
+        }
+        self.update_ready_metric();
+    }
+
+    /// Loads the resources of the data directory; on failure the previous ones keep serving.
+    pub fn reload_data(&self) {
+        let Ok(_guard) = self.reload.lock() else {
+            return;
+        };
+        match crate::load::load_paths(std::slice::from_ref(&self.args.data_dir)) {
+            Ok(loaded) => {
+                let snapshot = Arc::new(Snapshot::build(
+                    self.next_generation(),
+                    Arc::new(loaded.resources),
+                    self.settings.clone(),
+                    self.mds.clone(),
+                    jiff::Timestamp::now(),
+                ));
+                for p in &snapshot.translation.problems {
+                    warn!(problem = %p, "data problem");
+                }
+                self.place_snapshot(snapshot);
+            }
+            Err(e) => self.refuse("data", e.to_string()),
+        }
+        self.update_ready_metric();
+    }
+
+    /// Recomputes the instant-dependent facts (keys expiring or becoming valid).
+    pub fn refresh_clock(&self) {
+        let Ok(_guard) = self.reload.lock() else {
+            return;
+        };
+        if let Some(current) = self.snapshot.load_full() {
+            let snapshot = Arc::new(current.at(self.next_generation(), jiff::Timestamp::now()));
+            info!(
+                generation = snapshot.generation,
+                "facts recomputed at their next change"
+            );
+            self.place_snapshot(snapshot);
+        }
+    }
+
+    fn place_snapshot(&self, snapshot: Arc<Snapshot>) {
+        if let Some(bundle) = self.bundle.load_full()
+            && let Err(e) = self.install(bundle, snapshot.clone())
+        {
+            return self.refuse("data", e);
+        }
+        let generation = snapshot.generation;
+        self.snapshot.store(Some(snapshot));
+        self.metrics.reloaded("data");
+        self.set_problem("data", None);
+        info!(generation, "data loaded");
+    }
+
+    fn refuse(&self, source: &'static str, error: String) {
+        error!(source, %error, "reload refused; the previous input keeps serving");
+        self.metrics.reload_error(source);
+        self.set_problem(source, Some(error));
+    }
+
+    /// Reloads the serving certificate; on failure the old one keeps serving.
+    pub fn reload_certificate(&self) {
+        match tls::load_pair(&self.args.tls_cert, &self.args.tls_key) {
+            Ok(loaded) => {
+                let current = self.resolver.current();
+                if current.cert != loaded.key.cert {
+                    self.resolver.swap(loaded.key);
+                    self.metrics.reloaded("certificate");
+                    info!("serving certificate reloaded");
+                }
+                self.set_cert_expiry(loaded.not_after);
+                self.set_problem("certificate", None);
+            }
+            Err(e) => self.refuse("certificate", e.to_string()),
+        }
+    }
+
+    fn set_cert_expiry(&self, not_after: i64) {
+        let left = not_after.saturating_sub(jiff::Timestamp::now().as_second());
+        self.metrics.cert_expiry_seconds.set(left as f64);
+    }
+}
+
+fn read_settings(path: Option<&PathBuf>) -> anyhow::Result<Settings> {
+    crate::cli::read_settings(path)
+}
+
+/// Runs the webhook until the process is stopped.
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let workers = args
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    actix_web::rt::System::new().block_on(async move { run(args, workers).await })
+}
+
+async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let metrics = Arc::new(Metrics::new());
+    let settings = Arc::new(read_settings(args.settings.as_ref())?);
+    let mds = Arc::new(match &args.mds_payload {
+        Some(p) => Mds::from_payload_json(
+            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| p.display().to_string())?,
+        None => Mds::empty(),
+    });
+    let log = DecisionLog::open(
+        &args.decision_log,
+        Rotation {
+            max_bytes: args.decision_log_max_bytes,
+            keep: args.decision_log_keep,
+        },
+        metrics.clone(),
+    )
+    .with_context(|| format!("opening decision log {}", args.decision_log.display()))?;
+    // The server cannot listen without a certificate: a bad one at start is fatal.
+    let first = tls::load_pair(&args.tls_cert, &args.tls_key).context("serving certificate")?;
+    let resolver = Arc::new(tls::Resolver::new(first.key.clone()));
+    let concurrency = args.eval_concurrency.unwrap_or(workers * 2).max(1);
+    let state = Arc::new(AppState {
+        live: ArcSwapOption::empty(),
+        bundle: ArcSwapOption::empty(),
+        snapshot: ArcSwapOption::empty(),
+        cache: DecisionCache::new(args.cache_capacity, args.cache_ttl)?,
+        log,
+        metrics,
+        settings,
+        mds,
+        extra_keys: ExtraKeys::with_prefix(&args.extra_prefix),
+        permits: Arc::new(Semaphore::new(concurrency)),
+        eval_timeout: args.eval_timeout,
+        cert_ready: AtomicBool::new(true),
+        generation: AtomicU64::new(0),
+        reload: Mutex::new(()),
+        problems: Mutex::new(BTreeMap::new()),
+        resolver: resolver.clone(),
+        args: args.clone(),
+    });
+    state.set_cert_expiry(first.not_after);
+    {
+        let s = state.clone();
+        tokio::task::spawn_blocking(move || {
+            s.reload_policies();
+            s.reload_data();
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("initial load: {e}"))?;
+    }
+    if !state.ready() {
+        warn!("not ready: fix the errors above; the inputs are watched and retried");
+    }
+    spawn_watchers(state.clone())?;
+    spawn_clock(state.clone());
+
+    let body_limit = args.max_body_bytes;
+    let app_state = web::Data::from(state.clone());
+    let webhook = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(app_state.clone())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .service(web::resource("/validate").route(web::post().to(validate)))
+            .service(web::resource("/mutate").route(web::post().to(mutate)))
+    })
+    .workers(workers)
+    .bind_rustls_0_23(args.listen, tls::server_config(resolver))
+    .with_context(|| format!("listening on {}", args.listen))?
+    .run();
+    let admin_state = web::Data::from(state.clone());
+    let admin = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(admin_state.clone())
+            .route(
+                "/healthz",
+                web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+            )
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics_text))
+    })
+    .workers(1)
+    .bind(args.admin_listen)
+    .with_context(|| format!("listening on {}", args.admin_listen))?
+    .run();
+    info!(listen = %args.listen, admin = %args.admin_listen, "fidomesh webhook serving");
+    let (a, b) = tokio::join!(webhook, admin);
+    a?;
+    b?;
+    Ok(())
+}
+
+/// What a watcher saw change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changed {
+    Certificate,
+    Policies,
+    Data,
+}
+
+fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Changed>();
+    let args = &state.args;
+    let cert_dirs: Vec<PathBuf> = [&args.tls_cert, &args.tls_key]
+        .iter()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    let policies = args.policies.clone();
+    let data = args.data_dir.clone();
+    let (c_dirs, p_dir, d_dir) = (cert_dirs.clone(), policies.clone(), data.clone());
+    let sender = tx.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        let Ok(event) = event else { return };
+        if matches!(event.kind, notify::EventKind::Access(_)) {
+            return;
+        }
+        for path in &event.paths {
+            if c_dirs.iter().any(|d| path.starts_with(d)) {
+                let _ = sender.send(Changed::Certificate);
+            }
+            if path.starts_with(&p_dir) {
+                let _ = sender.send(Changed::Policies);
+            }
+            if path.starts_with(&d_dir) {
+                let _ = sender.send(Changed::Data);
+            }
+        }
+    })?;
+    for dir in &cert_dirs {
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    }
+    watcher.watch(&policies, notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(&data, notify::RecursiveMode::Recursive)?;
+
+    // Events come in bursts (an editor or the kubelet writes several files): wait a moment,
+    // take everything pending, then reload each input once.
+    let s = state.clone();
+    actix_web::rt::spawn(async move {
+        let _watcher = watcher;
+        while let Some(first) = rx.recv().await {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let mut changed = vec![first];
+            while let Ok(more) = rx.try_recv() {
+                changed.push(more);
+            }
+            reload_changed(&s, &changed).await;
+        }
+    });
+    // A slow poll as well, in case an event was missed (some volume types send none).
+    let s = state;
+    let poll = s.args.poll_interval;
+    actix_web::rt::spawn(async move {
+        loop {
+            tokio::time::sleep(poll).await;
+            let _ = tx.send(Changed::Certificate);
+            if !s.ready() {
+                let _ = tx.send(Changed::Policies);
+                let _ = tx.send(Changed::Data);
+            }
+        }
+    });
+    Ok(())
+}
+
+async fn reload_changed(state: &Arc<AppState>, changed: &[Changed]) {
+    let s = state.clone();
+    let changed = changed.to_vec();
+    let _ = tokio::task::spawn_blocking(move || {
+        if changed.contains(&Changed::Certificate) {
+            s.reload_certificate();
+        }
+        if changed.contains(&Changed::Policies) {
+            s.reload_policies();
+        }
+        if changed.contains(&Changed::Data) {
+            s.reload_data();
+        }
+    })
+    .await;
+}
+
+// Recomputes the facts when a key expires or becomes valid (the snapshot's next refresh).
+fn spawn_clock(state: Arc<AppState>) {
+    actix_web::rt::spawn(async move {
+        loop {
+            let wait = state
+                .live
+                .load()
+                .as_ref()
+                .and_then(|l| l.snapshot.next_refresh)
+                .map(|t| {
+                    let secs = t
+                        .as_second()
+                        .saturating_sub(jiff::Timestamp::now().as_second());
+                    Duration::from_secs(u64::try_from(secs.max(0)).unwrap_or(0) + 1)
+                })
+                .unwrap_or(Duration::from_secs(3600))
+                .min(Duration::from_secs(3600));
+            tokio::time::sleep(wait).await;
+            let due = state
+                .live
+                .load()
+                .as_ref()
+                .and_then(|l| l.snapshot.next_refresh)
+                .is_some_and(|t| t <= jiff::Timestamp::now());
+            if due {
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || s.refresh_clock()).await;
+            }
+        }
+    });
+}
+
+async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if state.ready() {
+        HttpResponse::Ok().body("ready\n")
+    } else {
+        let problems = state
+            .problems
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+            .unwrap_or_default();
+        HttpResponse::ServiceUnavailable().body(format!("not ready\n{problems}\n"))
+    }
+}
+
+async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+    state
+        .metrics
+        .cache_entries
+        .set(i64::try_from(state.cache.len()).unwrap_or(i64::MAX));
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.encode())
+}
+
+/// The deny code when the decision log cannot make a record durable.
+pub const LOG_UNAVAILABLE: &str = "decision-log-unavailable";
+
+struct Decided {
+    verdict: Arc<Verdict>,
+    cache_hit: bool,
+    digest: String,
+    generation: u64,
+}
+
+async fn decide(
+    state: &AppState,
+    live: &Arc<Live>,
+    request: &serde_json::Value,
+    requester: &serde_json::Value,
+) -> Decided {
+    let decider = &live.decider;
+    let digest = decider.prepared.digest().to_string();
+    let key = state
+        .cache
+        .key_for(&digest, decider.generation, request, requester);
+    if let Some(v) = state.cache.get(&key) {
+        state.metrics.cache_hits.inc();
+        return Decided {
+            verdict: v,
+            cache_hit: true,
+            digest,
+            generation: decider.generation,
+        };
+    }
+    state.metrics.cache_misses.inc();
+    let fail = |msg: String| {
+        state.metrics.eval_errors.inc();
+        Arc::new(Verdict {
+            deny: vec![Violation {
+                code: crate::policy::POLICY_ERROR.to_string(),
+                msg,
+            }],
+            warn: Vec::new(),
+        })
+    };
+    let verdict = match state.permits.clone().acquire_owned().await {
+        Err(_) => fail("the policy engine is shutting down; denied to fail closed".into()),
+        Ok(permit) => {
+            let prepared = decider.prepared.clone();
+            let input = Decider::input(request, requester);
+            let started = Instant::now();
+            let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                prepared.evaluate(input)
+            });
+            // regorus enforces the deadline itself; this bound also covers a stuck thread pool.
+            let outcome =
+                tokio::time::timeout(state.eval_timeout + Duration::from_millis(250), job).await;
+            state
+                .metrics
+                .eval_seconds
+                .observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(Ok(Ok(v))) => {
+                    let v = Arc::new(v);
+                    state.cache.insert(key, v.clone());
+                    v
+                }
+                Ok(Ok(Err(e))) => {
+                    warn!(error = %e, "policy evaluation failed");
+                    fail(format!(
+                        "the policy could not be evaluated ({e}); denied to fail closed"
+                    ))
+                }
+                Ok(Err(e)) => fail(format!(
+                    "policy evaluation aborted ({e}); denied to fail closed"
+                )),
+                Err(_) => fail(format!(
+                    "policy evaluation exceeded its {} ms deadline; denied to fail closed",
+                    state.eval_timeout.as_millis()
+                )),
+            }
+        }
+    };
+    Decided {
+        verdict,
+        cache_hit: false,
+        digest,
+        generation: decider.generation,
+    }
+}
+
+fn requester_for(
+    state: &AppState,
+    live: &Live,
+    review: &review::Review,
+) -> crate::requester::Requester {
+    let ui = &review.request.user_info;
+    let claims = Claims::from_user_info(
+        ui.username.as_deref(),
+        ui.groups.as_deref(),
+        ui.extra.as_ref(),
+        &state.extra_keys,
+    );
+    crate::requester::resolve(
+        claims,
+        Source::Userinfo,
+        &live.snapshot.keys,
+        &live.snapshot.settings,
+        jiff::Timestamp::now(),
+    )
+}
+
+fn record_for(
+    endpoint: &str,
+    review: &review::Review,
+    requester: &crate::requester::Requester,
+    decision_id: &str,
+    started: Instant,
+) -> Record {
+    let r = &review.request;
+    Record {
+        decision_id: decision_id.to_string(),
+        time: jiff::Timestamp::now().to_string(),
+        endpoint: endpoint.to_string(),
+        uid: r.uid.clone(),
+        operation: review::operation_str(&r.operation).to_string(),
+        resource: format!(
+            "{}/{}/{}",
+            r.resource.group, r.resource.version, r.resource.resource
+        ),
+        namespace: r.namespace.clone(),
+        name: r.name.clone(),
+        username: requester.username.clone(),
+        authenticator: requester
+            .authenticator
+            .as_ref()
+            .map(|a| a.fingerprint.as_str().to_string()),
+        hardware_backed: requester
+            .authenticator
+            .as_ref()
+            .is_some_and(|a| a.hardware_backed),
+        allowed: true,
+        deny: Vec::new(),
+        warn: Vec::new(),
+        cache_hit: false,
+        bundle: String::new(),
+        generation: 0,
+        dry_run: r.dry_run,
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        patch_ops: None,
+    }
+}
+
+fn review_json(
+    review: &kube::core::admission::AdmissionReview<kube::core::DynamicObject>,
+) -> HttpResponse {
+    match review::to_wire(review) {
+        Ok(v) => HttpResponse::Ok().json(v),
+        Err(e) => ApiError::Internal(e.to_string()).error_response(),
+    }
+}
+
+async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let parsed = match review::parse(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            state
+                .metrics
+                .request("validate", "bad-request", started.elapsed().as_secs_f64());
+            return Err(e.into());
+        }
+    };
+    let review = match parsed {
+        Parsed::Review(r) => r,
+        Parsed::Unreadable { uid, reason } => {
+            state
+                .metrics
+                .request("validate", "invalid", started.elapsed().as_secs_f64());
+            return Ok(review_json(&review::invalid(&uid, &reason)));
+        }
+    };
+    let Some(live) = state.live.load_full() else {
+        state
+            .metrics
+            .request("validate", "error", started.elapsed().as_secs_f64());
+        return Err(ApiError::NotReady);
+    };
+    let r = &review.request;
+    let span = tracing::info_span!(
+        "admission",
+        endpoint = "validate",
+        uid = %r.uid,
+        kind = %r.kind.kind,
+        namespace = r.namespace.as_deref().unwrap_or(""),
+        operation = review::operation_str(&r.operation),
+        allowed = tracing::field::Empty,
+        cache_hit = tracing::field::Empty,
+        digest = tracing::field::Empty,
+    );
+    async move {
+        let requester = requester_for(&state, &live, &review);
+        let requester_json = requester_value(&requester);
+        let decided = decide(&state, &live, &review.raw, &requester_json).await;
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let mut record = record_for("validate", &review, &requester, &decision_id, started);
+        record.allowed = decided.verdict.allowed();
+        record.deny = decided
+            .verdict
+            .deny_codes()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        record.warn = decided
+            .verdict
+            .warn_codes()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        record.cache_hit = decided.cache_hit;
+        record.bundle = decided.digest.clone();
+        record.generation = decided.generation;
+        let span = tracing::Span::current();
+        span.record("allowed", record.allowed);
+        span.record("cache_hit", record.cache_hit);
+        span.record("digest", decided.digest.as_str());
+
+        let mut verdict = (*decided.verdict).clone();
+        if let Err(e) = state.log.append(&record).await {
+            // An undocumented decision is not a decision: fail closed.
+            error!(error = %e, "decision log write failed");
+            verdict.deny.push(Violation {
+                code: LOG_UNAVAILABLE.to_string(),
+                msg: "the decision could not be recorded; denied to fail closed".to_string(),
+            });
+        }
+        let mut annotations = BTreeMap::new();
+        annotations.insert("decision-id".to_string(), decision_id);
+        annotations.insert("policy-bundle".to_string(), decided.digest);
+        if let Some(a) = &requester.authenticator {
+            annotations.insert(
+                "authenticator".to_string(),
+                a.fingerprint.as_str().to_string(),
+            );
+        }
+        let result = if verdict.allowed() {
+            "allowed"
+        } else {
+            "denied"
+        };
+        state
+            .metrics
+            .request("validate", result, started.elapsed().as_secs_f64());
+        Ok(review_json(&review::validate_response(
+            &review,
+            &verdict,
+            annotations,
+        )))
+    }
+    .instrument(span)
+    .await
+}
+
+async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let parsed = match review::parse(&body) {
+        Ok(p) => p,
+        Err(e) => {
+            state
+                .metrics
+                .request("mutate", "bad-request", started.elapsed().as_secs_f64());
+            return Err(e.into());
+        }
+    };
+    let review = match parsed {
+        Parsed::Review(r) => r,
+        Parsed::Unreadable { uid, reason } => {
+            state
+                .metrics
+                .request("mutate", "invalid", started.elapsed().as_secs_f64());
+            return Ok(review_json(&review::invalid(&uid, &reason)));
+        }
+    };
+    let Some(live) = state.live.load_full() else {
+        state
+            .metrics
+            .request("mutate", "error", started.elapsed().as_secs_f64());
+        return Err(ApiError::NotReady);
+    };
+    let r = &review.request;
+    let span = tracing::info_span!(
+        "admission",
+        endpoint = "mutate",
+        uid = %r.uid,
+        kind = %r.kind.kind,
+        namespace = r.namespace.as_deref().unwrap_or(""),
+        operation = review::operation_str(&r.operation),
+        patched = tracing::field::Empty,
+    );
+    async move {
+        let requester = requester_for(&state, &live, &review);
+        let decision_id = uuid::Uuid::now_v7().to_string();
+        let patch = review::mutate(&review.raw, &requester, &live.snapshot.settings, &decision_id)
+            .and_then(|m| review::patch_for(&review.raw, &m));
+        let ops = patch.as_ref().map_or(0, |p| p.0.len());
+        tracing::Span::current().record("patched", ops);
+        let response = review::mutate_response(&review, patch)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        if ops > 0 {
+            let mut record = record_for("mutate", &review, &requester, &decision_id, started);
+            record.patch_ops = Some(ops);
+            record.bundle = live.bundle.digest().to_string();
+            record.generation = live.snapshot.generation;
+            if let Err(e) = state.log.append(&record).await {
+                error!(error = %e, "decision log write failed");
+                state.metrics.request("mutate", "error", started.elapsed().as_secs_f64());
+                let mut denied = kube::core::admission::AdmissionResponse::from(&review.request)
+                    .deny(format!("[{LOG_UNAVAILABLE}] the change could not be recorded; denied to fail closed"));
+                denied.result.code = 500;
+                return Ok(review_json(&denied.into_review()));
+            }
+        }
+        let result = if ops > 0 { "patched" } else { "allowed" };
+        state.metrics.request("mutate", result, started.elapsed().as_secs_f64());
+        Ok(review_json(&response))
+    }
+    .instrument(span)
+    .await
+}
