@@ -5,7 +5,7 @@
 //! warn: [codes]}]`. The data of a case is the bundle's `data.json`, deep-merged with
 //! `tests/data.yaml`, deep-merged with the case's `data`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -40,6 +40,9 @@ pub enum CaseError {
     #[error("no policy test cases found under {0}")]
     NoCases(PathBuf),
 }
+
+/// Per policy file: the lines the cases cover, and the lines they do not.
+pub type Coverage = BTreeMap<String, (BTreeSet<u32>, BTreeSet<u32>)>;
 
 /// One case.
 #[derive(Debug, Clone, Deserialize)]
@@ -213,21 +216,9 @@ impl Suite {
     }
 
     /// Runs every case with coverage on; returns per-file `(covered, not covered)` line sets.
-    pub fn coverage(
-        &self,
-        bundle: &Bundle,
-    ) -> Result<
-        BTreeMap<
-            String,
-            (
-                std::collections::BTreeSet<u32>,
-                std::collections::BTreeSet<u32>,
-            ),
-        >,
-        CaseError,
-    > {
-        let mut covered: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
-        let mut seen: BTreeMap<String, std::collections::BTreeSet<u32>> = BTreeMap::new();
+    pub fn coverage(&self, bundle: &Bundle) -> Result<Coverage, CaseError> {
+        let mut covered: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+        let mut seen: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
         for case in &self.cases {
             let prepared = bundle.with_data(self.case_data(case))?;
             let mut engine = None;
@@ -252,7 +243,7 @@ impl Suite {
             .into_iter()
             .map(|(path, all)| {
                 let c = covered.remove(&path).unwrap_or_default();
-                let not: std::collections::BTreeSet<u32> = all.difference(&c).copied().collect();
+                let not: BTreeSet<u32> = all.difference(&c).copied().collect();
                 (path, (c, not))
             })
             .collect())

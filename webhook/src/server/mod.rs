@@ -158,7 +158,8 @@ impl ResponseError for ApiError {
 }
 
 impl AppState {
-    fn ready(&self) -> bool {
+    /// True when the certificate, the policies and the data are loaded.
+    pub fn ready(&self) -> bool {
         self.cert_ready.load(Ordering::Acquire) && self.live.load().is_some()
     }
 
@@ -177,6 +178,16 @@ impl AppState {
 
     fn update_ready_metric(&self) {
         self.metrics.ready.set(i64::from(self.ready()));
+    }
+
+    /// The decision cache.
+    pub fn cache(&self) -> &DecisionCache {
+        &self.cache
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     fn install(&self, bundle: Arc<Bundle>, snapshot: Arc<Snapshot>) -> Result<(), String> {
@@ -332,7 +343,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move { run(args, workers).await })
 }
 
-async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
+/// Builds the shared state: settings, metadata, decision log, certificate, policies and data.
+/// A certificate that cannot be read is fatal (nothing can be served); policies and data that
+/// cannot be loaded leave the server unready until they can.
+pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<AppState>> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let metrics = Arc::new(Metrics::new());
     let settings = Arc::new(read_settings(args.settings.as_ref())?);
@@ -352,7 +366,6 @@ async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
         metrics.clone(),
     )
     .with_context(|| format!("opening decision log {}", args.decision_log.display()))?;
-    // The server cannot listen without a certificate: a bad one at start is fatal.
     let first = tls::load_pair(&args.tls_cert, &args.tls_key).context("serving certificate")?;
     let resolver = Arc::new(tls::Resolver::new(first.key.clone()));
     let concurrency = args.eval_concurrency.unwrap_or(workers * 2).max(1);
@@ -372,19 +385,39 @@ async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
         generation: AtomicU64::new(0),
         reload: Mutex::new(()),
         problems: Mutex::new(BTreeMap::new()),
-        resolver: resolver.clone(),
-        args: args.clone(),
+        resolver,
+        args,
     });
     state.set_cert_expiry(first.not_after);
-    {
-        let s = state.clone();
-        tokio::task::spawn_blocking(move || {
-            s.reload_policies();
-            s.reload_data();
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("initial load: {e}"))?;
-    }
+    let s = state.clone();
+    tokio::task::spawn_blocking(move || {
+        s.reload_policies();
+        s.reload_data();
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("initial load: {e}"))?;
+    Ok(state)
+}
+
+/// The webhook routes (HTTPS port).
+pub fn webhook_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(web::resource("/validate").route(web::post().to(validate)))
+        .service(web::resource("/mutate").route(web::post().to(mutate)));
+}
+
+/// The admin routes (plaintext port).
+pub fn admin_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/healthz",
+        web::get().to(|| async { HttpResponse::Ok().body("ok\n") }),
+    )
+    .route("/readyz", web::get().to(readyz))
+    .route("/metrics", web::get().to(metrics_text));
+}
+
+async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
+    let state = build_state(args.clone(), workers).await?;
+    let resolver = state.resolver.clone();
     if !state.ready() {
         warn!("not ready: fix the errors above; the inputs are watched and retried");
     }
@@ -397,8 +430,7 @@ async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
         actix_web::App::new()
             .app_data(app_state.clone())
             .app_data(web::PayloadConfig::new(body_limit))
-            .service(web::resource("/validate").route(web::post().to(validate)))
-            .service(web::resource("/mutate").route(web::post().to(mutate)))
+            .configure(webhook_routes)
     })
     .workers(workers)
     .bind_rustls_0_23(args.listen, tls::server_config(resolver))

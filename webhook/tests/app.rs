@@ -1,0 +1,370 @@
+//! The webhook app in-process (the real routes, state, policies, data and decision log; no
+//! socket): the answers the API server gets.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{App, test, web};
+use base64::Engine as _;
+use fidomesh::server::decision_log::read_log;
+use fidomesh::server::{AppState, ServeArgs, admin_routes, build_state, webhook_routes};
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+struct Fixture {
+    state: Arc<AppState>,
+    dir: tempfile::TempDir,
+}
+
+fn mk_args(dir: &Path) -> ServeArgs {
+    let certs = fidomesh::server::tls::generate(
+        "fidomesh",
+        "fidomesh-system",
+        &["localhost".into()],
+        &["127.0.0.1".parse().unwrap()],
+        30,
+    )
+    .unwrap();
+    std::fs::write(dir.join("tls.crt"), certs.cert_pem).unwrap();
+    std::fs::write(dir.join("tls.key"), certs.key_pem).unwrap();
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        tls_cert: dir.join("tls.crt"),
+        tls_key: dir.join("tls.key"),
+        policies: repo().join("policies"),
+        data_dir: repo().join("manifests/examples"),
+        decision_log: dir.join("decisions.log"),
+        settings: None,
+        mds_payload: Some(repo().join("manifests/examples/fido-mds-payload.json")),
+        max_body_bytes: 64 * 1024,
+        eval_timeout: Duration::from_millis(500),
+        eval_concurrency: Some(2),
+        cache_capacity: 1000,
+        cache_ttl: Duration::from_secs(60),
+        extra_prefix: "fidomesh.io/".into(),
+        decision_log_max_bytes: 10 * 1024 * 1024,
+        decision_log_keep: 2,
+        workers: Some(1),
+        poll_interval: Duration::from_secs(10),
+    }
+}
+
+async fn mk_fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let state = build_state(mk_args(dir.path()), 1).await.unwrap();
+    assert!(state.ready());
+    Fixture { state, dir }
+}
+
+fn mk_review(name: &str) -> Value {
+    let text =
+        std::fs::read_to_string(repo().join(format!("manifests/examples/reviews/{name}.json")))
+            .unwrap();
+    let now = jiff::Timestamp::now().as_second().to_string();
+    serde_json::from_str(&text.replace("__AUTH_TIME__", &now)).unwrap()
+}
+
+macro_rules! app {
+    ($f:expr) => {
+        test::init_service(
+            App::new()
+                .app_data(web::Data::from($f.state.clone()))
+                .app_data(web::PayloadConfig::new(64 * 1024))
+                .configure(webhook_routes)
+                .configure(admin_routes),
+        )
+        .await
+    };
+}
+
+async fn post(
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+    path: &str,
+    body: Vec<u8>,
+) -> (u16, Value) {
+    let req = test::TestRequest::post()
+        .uri(path)
+        .insert_header(("content-type", "application/json"))
+        .set_payload(body)
+        .to_request();
+    let resp = test::call_service(app, req).await;
+    let status = resp.status().as_u16();
+    let bytes = test::read_body(resp).await;
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    (status, v)
+}
+
+#[actix_web::test]
+async fn accepts_a_holder_binding_a_role_she_holds() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let (status, v) = post(
+        &app,
+        "/validate",
+        serde_json::to_vec(&mk_review("allowed-binding")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = &v["response"];
+    assert_eq!(r["allowed"], true, "{v}");
+    assert_eq!(r["uid"], "7f0b2c1e-0001-4a1b-9c3d-000000000001");
+    assert!(
+        r["auditAnnotations"]["policy-bundle"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(r["auditAnnotations"]["decision-id"].as_str().unwrap().len() >= 32);
+    assert_eq!(r["auditAnnotations"]["authenticator"], "7eac3791daff73f9");
+    let (records, torn) = read_log(&f.dir.path().join("decisions.log")).unwrap();
+    assert_eq!(torn, 0);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].uid, "7f0b2c1e-0001-4a1b-9c3d-000000000001");
+    assert!(records[0].allowed && records[0].hardware_backed);
+    let line = std::fs::read_to_string(f.dir.path().join("decisions.log")).unwrap();
+    assert!(
+        !line.contains("pn9DoaQG_yBVC_gfNtQyprIqKwZpJfZMORtc_ra9lh8"),
+        "credential ID logged"
+    );
+}
+
+#[actix_web::test]
+async fn rejects_an_admin_without_a_hardware_key_with_the_code_first() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let (status, v) = post(
+        &app,
+        "/validate",
+        serde_json::to_vec(&mk_review("denied-binding")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let r = &v["response"];
+    assert_eq!(r["allowed"], false);
+    assert_eq!(r["status"]["code"], 403);
+    assert!(
+        r["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("[hardware-key-required] "),
+        "{v}"
+    );
+}
+
+#[actix_web::test]
+async fn dry_run_reviews_get_the_same_answer_and_are_marked_in_the_log() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    for name in ["allowed-binding", "denied-binding"] {
+        let real = mk_review(name);
+        let mut dry = real.clone();
+        dry["request"]["dryRun"] = json!(true);
+        let (_, a) = post(&app, "/validate", serde_json::to_vec(&real).unwrap()).await;
+        let (_, b) = post(&app, "/validate", serde_json::to_vec(&dry).unwrap()).await;
+        assert_eq!(a["response"]["allowed"], b["response"]["allowed"]);
+        assert_eq!(a["response"]["status"], b["response"]["status"]);
+    }
+    let (records, _) = read_log(&f.dir.path().join("decisions.log")).unwrap();
+    assert_eq!(records.iter().filter(|r| r.dry_run).count(), 2);
+    assert_eq!(records.iter().filter(|r| !r.dry_run).count(), 2);
+}
+
+#[actix_web::test]
+async fn mutates_an_authenticator_into_canonical_form() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let review = mk_review("mutated-authenticator");
+    let (status, v) = post(&app, "/mutate", serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, 200);
+    let r = &v["response"];
+    assert_eq!(r["allowed"], true);
+    assert_eq!(r["patchType"], "JSONPatch");
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(r["patch"].as_str().unwrap())
+        .unwrap();
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut object = review["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch).unwrap();
+    assert_eq!(
+        object["spec"]["aaguid"],
+        "ee882879-721c-4913-9775-3dfcce97072a"
+    );
+    assert_eq!(
+        object["spec"]["credentialId"],
+        "yMnKy8zNzs_Q0dLT1NXW19jZ2tvc3d7f4OHi4-Tl5uc"
+    );
+    assert_eq!(object["spec"]["notAfter"], "2027-05-30T00:00:00Z");
+    let ann = &object["metadata"]["annotations"];
+    assert_eq!(ann["fidomesh.io/applied-by"], "olivia@example.com");
+    assert_eq!(ann["fidomesh.io/hardware-backed"], "false");
+    assert!(ann["fidomesh.io/decision-id"].as_str().is_some());
+}
+
+#[actix_web::test]
+async fn escapes_slashes_and_tildes_in_annotation_patch_paths() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let mut review = mk_review("allowed-binding");
+    review["request"]["object"]["metadata"]["annotations"] = json!({"example.com/a~b": "keep"});
+    let (_, v) = post(&app, "/mutate", serde_json::to_vec(&review).unwrap()).await;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(v["response"]["patch"].as_str().unwrap())
+        .unwrap();
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert!(
+        text.contains("/metadata/annotations/fidomesh.io~1applied-by"),
+        "{text}"
+    );
+    let patch: json_patch::Patch = serde_json::from_slice(&bytes).unwrap();
+    let mut object = review["request"]["object"].clone();
+    json_patch::patch(&mut object, &patch).unwrap();
+    assert_eq!(object["metadata"]["annotations"]["example.com/a~b"], "keep");
+    assert_eq!(
+        object["metadata"]["annotations"]["fidomesh.io/applied-by"],
+        "alice@example.com"
+    );
+}
+
+#[actix_web::test]
+async fn omits_the_patch_when_nothing_changes() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let text = std::fs::read_to_string(
+        repo().join("../shared/admission-samples/kubewarden_kind-pod-create-admission-review.json"),
+    )
+    .unwrap();
+    let (status, v) = post(&app, "/mutate", text.into_bytes()).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["allowed"], true);
+    assert!(v["response"].get("patch").is_none(), "{v}");
+    assert!(v["response"].get("patchType").is_none());
+}
+
+#[actix_web::test]
+async fn rejects_bodies_that_are_not_json_with_400() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    for path in ["/validate", "/mutate"] {
+        let (status, v) = post(&app, path, b"{not json".to_vec()).await;
+        assert_eq!(status, 400);
+        assert!(v["error"].as_str().unwrap().contains("not JSON"), "{v}");
+    }
+}
+
+#[actix_web::test]
+async fn rejects_json_that_is_not_an_admission_review_with_400() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let bare = std::fs::read(
+        repo().join("../shared/admission-samples/kubewarden_pod-delete-request.json"),
+    )
+    .unwrap();
+    for body in [
+        bare,
+        b"[]".to_vec(),
+        br#"{"apiVersion":"v1","kind":"Pod"}"#.to_vec(),
+        br#"{"apiVersion":"admission.k8s.io/v1beta1","kind":"AdmissionReview","request":{}}"#
+            .to_vec(),
+    ] {
+        let (status, v) = post(&app, "/validate", body).await;
+        assert_eq!(status, 400, "{v}");
+        assert!(
+            v["error"]
+                .as_str()
+                .unwrap()
+                .contains("not an admission.k8s.io/v1 AdmissionReview")
+        );
+    }
+}
+
+#[actix_web::test]
+async fn answers_invalid_for_an_unreadable_request_and_echoes_the_uid() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let mut review = mk_review("allowed-binding");
+    review["request"]["object"] = json!(42);
+    let (status, v) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["allowed"], false);
+    assert_eq!(v["response"]["uid"], "7f0b2c1e-0001-4a1b-9c3d-000000000001");
+    assert_eq!(v["response"]["status"]["reason"], "InvalidRequest");
+    let mut no_uid = mk_review("allowed-binding");
+    no_uid["request"].as_object_mut().unwrap().remove("uid");
+    let (status, v) = post(&app, "/validate", serde_json::to_vec(&no_uid).unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["allowed"], false);
+    assert!(
+        v["response"]["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("uid")
+    );
+}
+
+#[actix_web::test]
+async fn rejects_bodies_over_the_limit_with_413() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let mut review = mk_review("allowed-binding");
+    review["request"]["object"]["metadata"]["annotations"] =
+        json!({"padding": "x".repeat(100 * 1024)});
+    let (status, _) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
+    assert_eq!(status, 413);
+}
+
+#[actix_web::test]
+async fn rejects_wrong_methods_and_paths() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let resp =
+        test::call_service(&app, test::TestRequest::get().uri("/validate").to_request()).await;
+    assert_eq!(resp.status().as_u16(), 405);
+    let (status, _) = post(&app, "/nope", b"{}".to_vec()).await;
+    assert_eq!(status, 404);
+}
+
+#[actix_web::test]
+async fn exports_metrics_and_readiness() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let _ = post(
+        &app,
+        "/validate",
+        serde_json::to_vec(&mk_review("allowed-binding")).unwrap(),
+    )
+    .await;
+    let _ = post(
+        &app,
+        "/validate",
+        serde_json::to_vec(&mk_review("allowed-binding")).unwrap(),
+    )
+    .await;
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let resp =
+        test::call_service(&app, test::TestRequest::get().uri("/metrics").to_request()).await;
+    let text = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+    for needle in [
+        "fidomesh_requests_total{endpoint=\"validate\",result=\"allowed\"} 2",
+        "fidomesh_decision_cache_hits_total 1",
+        "fidomesh_decision_cache_misses_total 1",
+        "fidomesh_request_duration_seconds_bucket",
+        "fidomesh_decision_log_fsync_duration_seconds_count",
+        "fidomesh_certificate_expiry_seconds",
+        "fidomesh_ready 1",
+    ] {
+        assert!(text.contains(needle), "missing {needle}");
+    }
+    assert_eq!(f.state.metrics().cache_hits.get(), 1);
+}
