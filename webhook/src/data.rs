@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use crate::mds::Mds;
 use crate::model::{AttestationFormat, Fingerprint, object_key};
 use crate::settings::Settings;
-use crate::translate::{KeyIndex, Resources, Translation, translate};
+use crate::translate::{KeyIndex, Resources, Translation, plan};
 
 /// What the webhook knows about one registered authenticator, for building requesters.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,14 +41,12 @@ pub struct Snapshot {
     pub at: Timestamp,
     /// The resources.
     pub resources: Arc<Resources>,
-    /// Their translation at `at`.
+    /// Their translation at `at`, without the Linkerd objects ([`crate::translate::plan`]).
     pub translation: Arc<Translation>,
     /// Registered keys by fingerprint.
     pub keys: Arc<HashMap<Fingerprint, KeyRecord>>,
     /// Registered keys by canonical credential ID.
     pub credentials: Arc<HashMap<String, Fingerprint>>,
-    /// `data.fidomesh`.
-    pub data: Arc<Value>,
     /// When the instant-dependent facts change next (a key expires or becomes valid, or enters
     /// the expiry-warning window).
     pub next_refresh: Option<Timestamp>,
@@ -67,25 +65,15 @@ impl Snapshot {
         mds: Arc<Mds>,
         at: Timestamp,
     ) -> Self {
-        let translation = translate(&resources, &settings, &mds, at);
+        let translation = plan(&resources, &settings, &mds, at);
         let index = KeyIndex::new(&resources.authenticators, &settings);
         let active: std::collections::HashSet<&Fingerprint> = translation.active.iter().collect();
         let warning = jiff::SignedDuration::try_from(settings.expiry_warning)
             .unwrap_or(jiff::SignedDuration::MAX);
-
         let mut keys = HashMap::with_capacity(index.by_fingerprint.len());
         let mut credentials = HashMap::with_capacity(index.by_fingerprint.len());
-        let mut authenticators = Map::new();
-        let mut names = Map::new();
-        let mut creds = Map::new();
-        let mut active_map = Map::new();
-        let mut expiring = Map::new();
-        let mut service_accounts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
         let mut next_warning: Option<Timestamp> = None;
-
-        let mut sorted: Vec<_> = index.by_fingerprint.iter().collect();
-        sorted.sort_by(|a, b| a.0.cmp(b.0));
-        for (fp, k) in sorted {
+        for (fp, k) in &index.by_fingerprint {
             let spec = &k.resource.spec;
             let is_active = active.contains(fp);
             keys.insert(
@@ -100,6 +88,52 @@ impl Snapshot {
                 },
             );
             credentials.insert(k.credential.as_str().to_string(), fp.clone());
+            if is_active {
+                let warn_from = k.not_after.checked_sub(warning).unwrap_or(Timestamp::MIN);
+                if at < warn_from && next_warning.is_none_or(|t| warn_from < t) {
+                    next_warning = Some(warn_from);
+                }
+            }
+        }
+        let next_refresh = match (translation.next_change, next_warning) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Self {
+            generation,
+            at,
+            resources,
+            translation: Arc::new(translation),
+            keys: Arc::new(keys),
+            credentials: Arc::new(credentials),
+            next_refresh,
+            settings,
+            mds,
+        }
+    }
+
+    /// `data.fidomesh` for the policies. Built on demand rather than kept: the engine holds its
+    /// own copy, and a second one would double the memory the facts take.
+    pub fn data(&self) -> Value {
+        let (resources, settings, mds, at) = (&self.resources, &self.settings, &self.mds, self.at);
+        let translation = &self.translation;
+        let index = KeyIndex::new(&resources.authenticators, settings);
+        let active: std::collections::HashSet<&Fingerprint> = translation.active.iter().collect();
+        let warning = jiff::SignedDuration::try_from(settings.expiry_warning)
+            .unwrap_or(jiff::SignedDuration::MAX);
+
+        let mut authenticators = Map::new();
+        let mut names = Map::new();
+        let mut creds = Map::new();
+        let mut active_map = Map::new();
+        let mut expiring = Map::new();
+        let mut service_accounts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+
+        let mut sorted: Vec<_> = index.by_fingerprint.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        for (fp, k) in sorted {
+            let spec = &k.resource.spec;
+            let is_active = active.contains(fp);
             authenticators.insert(
                 fp.as_str().to_string(),
                 json!({
@@ -132,8 +166,6 @@ impl Snapshot {
                 let warn_from = k.not_after.checked_sub(warning).unwrap_or(Timestamp::MIN);
                 if at >= warn_from {
                     expiring.insert(fp.as_str().to_string(), Value::Bool(true));
-                } else if next_warning.is_none_or(|t| warn_from < t) {
-                    next_warning = Some(warn_from);
                 }
             }
         }
@@ -192,7 +224,7 @@ impl Snapshot {
             })
             .collect();
 
-        let data = json!({
+        json!({
             "authenticators": authenticators,
             "authenticatorNames": names,
             "credentials": creds,
@@ -204,23 +236,7 @@ impl Snapshot {
             "serviceAccounts": service_accounts,
             "settings": settings_json(&settings),
             "mds": mds_json,
-        });
-        let next_refresh = match (translation.next_change, next_warning) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        Self {
-            generation,
-            at,
-            resources,
-            translation: Arc::new(translation),
-            keys: Arc::new(keys),
-            credentials: Arc::new(credentials),
-            data: Arc::new(data),
-            next_refresh,
-            settings,
-            mds,
-        }
+        })
     }
 
     /// The same facts at a later instant, as the next generation.

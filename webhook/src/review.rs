@@ -7,8 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use kube::core::DynamicObject;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation};
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::core::admission::{AdmissionResponse, AdmissionReview, Operation};
+use kube::core::{DynamicObject, GroupVersionKind, GroupVersionResource, ObjectMeta};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -40,13 +41,43 @@ pub enum ReviewError {
     NotReview(String),
 }
 
+/// The typed fields of an AdmissionRequest that fidomesh reads. The objects stay in
+/// [`Review::raw`]: typing them would copy every field of every object on the hot path, so they
+/// are checked in place instead (see [`parse_value`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RequestHead {
+    /// The request uid, echoed in the response.
+    pub uid: String,
+    /// Kind of the object.
+    pub kind: GroupVersionKind,
+    /// Resource of the object.
+    pub resource: GroupVersionResource,
+    /// Subresource, if any.
+    #[serde(default)]
+    pub sub_resource: Option<String>,
+    /// Name of the object (may be empty on CREATE with generateName).
+    #[serde(default)]
+    pub name: String,
+    /// Namespace of the object.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// The operation.
+    pub operation: Operation,
+    /// Who asked.
+    pub user_info: UserInfo,
+    /// Whether the request is a dry run.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
 /// A readable review.
 #[derive(Debug, Clone)]
 pub struct Review {
     /// The request exactly as sent (the policy input's `request`).
     pub raw: Value,
-    /// The same request, typed.
-    pub request: AdmissionRequest<DynamicObject>,
+    /// Its typed head.
+    pub request: RequestHead,
 }
 
 /// The outcome of reading a body.
@@ -100,17 +131,56 @@ pub fn parse_value(mut value: Value) -> Result<Parsed, ReviewError> {
             reason: "request.uid is missing".into(),
         });
     }
-    match AdmissionRequest::<DynamicObject>::deserialize(&raw) {
-        Ok(mut request) => {
-            request.types.api_version = REVIEW_API_VERSION.to_string();
-            request.types.kind = "AdmissionReview".to_string();
-            Ok(Parsed::Review(Box::new(Review { raw, request })))
+    let request = match RequestHead::deserialize(&raw) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(Parsed::Unreadable {
+                uid,
+                reason: format!("request cannot be read: {e}"),
+            });
         }
-        Err(e) => Ok(Parsed::Unreadable {
-            uid,
-            reason: format!("request cannot be read: {e}"),
-        }),
+    };
+    for field in ["object", "oldObject"] {
+        if let Err(reason) = check_object(raw.get(field)) {
+            return Ok(Parsed::Unreadable {
+                uid,
+                reason: format!("request.{field} cannot be read: {reason}"),
+            });
+        }
     }
+    Ok(Parsed::Review(Box::new(Review { raw, request })))
+}
+
+// What a Kubernetes object must be for fidomesh to read it: absent/null, or a JSON object whose
+// apiVersion and kind are strings and whose metadata is ObjectMeta.
+fn check_object(object: Option<&Value>) -> Result<(), String> {
+    match object {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::Object(map)) => {
+            for key in ["apiVersion", "kind"] {
+                if map.get(key).is_some_and(|v| !v.is_string()) {
+                    return Err(format!("{key} is not a string"));
+                }
+            }
+            match map.get("metadata") {
+                None => Ok(()),
+                Some(m) => ObjectMeta::deserialize(m)
+                    .map(|_| ())
+                    .map_err(|e| format!("metadata: {e}")),
+            }
+        }
+        Some(_) => Err("not a JSON object".into()),
+    }
+}
+
+/// An allowing response for `uid`.
+fn response_for(uid: &str) -> AdmissionResponse {
+    // kube builds responses from a typed request; this one carries only the uid it needs.
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = uid.to_string();
+    response.allowed = true;
+    response.result = Default::default();
+    response
 }
 
 /// An `invalid` response that still echoes the uid.
@@ -127,7 +197,7 @@ pub fn validate_response(
     verdict: &Verdict,
     annotations: BTreeMap<String, String>,
 ) -> AdmissionReview<DynamicObject> {
-    let mut response = AdmissionResponse::from(&review.request);
+    let mut response = response_for(&review.request.uid);
     if !verdict.allowed() {
         // The code in brackets first, so that kubectl users see which rule denied.
         let message = verdict
@@ -154,8 +224,19 @@ pub fn validate_response(
 }
 
 /// True for the fidomesh resources (group `fidomesh.io`).
-pub fn is_fidomesh(request: &AdmissionRequest<DynamicObject>) -> bool {
+pub fn is_fidomesh(request: &RequestHead) -> bool {
     request.kind.group == GROUP
+}
+
+/// A response denying `review` with a message (for failures after the decision).
+pub fn deny_response(
+    review: &Review,
+    code: u16,
+    message: String,
+) -> AdmissionReview<DynamicObject> {
+    let mut response = response_for(&review.request.uid).deny(message);
+    response.result.code = code;
+    response.into_review()
 }
 
 /// The object as the mutating webhook wants it, or `None` when nothing should change.
@@ -274,7 +355,7 @@ pub fn mutate_response(
     review: &Review,
     patch: Option<json_patch::Patch>,
 ) -> Result<AdmissionReview<DynamicObject>, serde_json::Error> {
-    let response = AdmissionResponse::from(&review.request);
+    let response = response_for(&review.request.uid);
     let response = match patch {
         Some(p) => response
             .with_patch(p)
@@ -286,8 +367,12 @@ pub fn mutate_response(
 
 /// The review as JSON for the API server. kube serializes the patch as a JSON array of bytes;
 /// the API documents (and every other webhook sends) a base64 string, so it is re-encoded here.
-pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Value, serde_json::Error> {
+pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Vec<u8>, serde_json::Error> {
     use base64::Engine as _;
+    let has_patch = review.response.as_ref().is_some_and(|r| r.patch.is_some());
+    if !has_patch {
+        return serde_json::to_vec(review);
+    }
     let mut value = serde_json::to_value(review)?;
     if let Some(patch) = value.pointer_mut("/response/patch")
         && let Some(bytes) = patch.as_array().map(|a| {
@@ -298,7 +383,7 @@ pub fn to_wire(review: &AdmissionReview<DynamicObject>) -> Result<Value, serde_j
     {
         *patch = Value::String(base64::engine::general_purpose::STANDARD.encode(bytes));
     }
-    Ok(value)
+    serde_json::to_vec(&value)
 }
 
 /// The operation as the API server spells it.

@@ -1,6 +1,11 @@
 //! The webhook app in-process (the real routes, state, policies, data and decision log; no
 //! socket): the answers the API server gets.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,6 +1,11 @@
 //! The cached decision layer: cached answers equal fresh ones, and a new bundle digest or data
 //! generation never serves an old decision.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,7 +101,7 @@ fn cached_decisions_equal_fresh_ones_over_the_corpus() {
     let bundle = bundle();
     let snapshot = mk_snapshot(1);
     let decider = Decider {
-        prepared: Arc::new(bundle.with_data((*snapshot.data).clone()).unwrap()),
+        prepared: Arc::new(bundle.with_data(snapshot.data()).unwrap()),
         generation: 1,
     };
     let cache = DecisionCache::new(1000, Duration::from_secs(60)).unwrap();
@@ -140,7 +145,7 @@ fn a_new_data_generation_never_serves_an_old_decision() {
 
     let before = mk_snapshot(1);
     let old = Decider {
-        prepared: Arc::new(bundle.with_data((*before.data).clone()).unwrap()),
+        prepared: Arc::new(bundle.with_data(before.data()).unwrap()),
         generation: 1,
     };
     assert!(
@@ -150,7 +155,7 @@ fn a_new_data_generation_never_serves_an_old_decision() {
     );
 
     // Generation 2: alice no longer holds any role, so she may not bind payments-reader.
-    let mut data = (*before.data).clone();
+    let mut data = before.data();
     data["heldRoles"] = serde_json::json!({});
     let new = Decider {
         prepared: Arc::new(bundle.with_data(data).unwrap()),
@@ -174,7 +179,7 @@ fn a_new_bundle_digest_never_serves_an_old_decision() {
     let mut source = BundleSource::read_dir(&repo().join("policies")).unwrap();
     let original = Bundle::compile(&source, Duration::from_secs(5)).unwrap();
     let d = Decider {
-        prepared: Arc::new(original.with_data((*snapshot.data).clone()).unwrap()),
+        prepared: Arc::new(original.with_data(snapshot.data()).unwrap()),
         generation: 1,
     };
     assert!(
@@ -190,7 +195,7 @@ fn a_new_bundle_digest_never_serves_an_old_decision() {
     let frozen = Bundle::compile(&source, Duration::from_secs(5)).unwrap();
     assert_ne!(frozen.digest(), original.digest());
     let d = Decider {
-        prepared: Arc::new(frozen.with_data((*snapshot.data).clone()).unwrap()),
+        prepared: Arc::new(frozen.with_data(snapshot.data()).unwrap()),
         generation: 1,
     };
     let decision = d.decide(&request, &requester, Some(&cache));

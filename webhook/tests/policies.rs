@@ -1,6 +1,11 @@
 //! The policy cases of `policies/tests/`, through the production loader and decision pipeline:
 //! once without the cache, once through it (twice, so the second pass is all hits), all equal.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::PathBuf;
 use std::time::Duration;

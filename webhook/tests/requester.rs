@@ -1,6 +1,11 @@
 //! The requester from `userInfo.extra` (DESIGN section 4): every malformed or missing fact means
 //! "not proven", with a reason, never a crash and never a silent pass.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::collections::{BTreeMap, HashMap};
 

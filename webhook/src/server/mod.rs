@@ -192,7 +192,7 @@ impl AppState {
 
     fn install(&self, bundle: Arc<Bundle>, snapshot: Arc<Snapshot>) -> Result<(), String> {
         let prepared = bundle
-            .with_data((*snapshot.data).clone())
+            .with_data(snapshot.data())
             .map_err(|e| e.to_string())?;
         let generation = snapshot.generation;
         self.live.store(Some(Arc::new(Live {
@@ -761,7 +761,9 @@ fn review_json(
     review: &kube::core::admission::AdmissionReview<kube::core::DynamicObject>,
 ) -> HttpResponse {
     match review::to_wire(review) {
-        Ok(v) => HttpResponse::Ok().json(v),
+        Ok(body) => HttpResponse::Ok()
+            .content_type("application/json")
+            .body(body),
         Err(e) => ApiError::Internal(e.to_string()).error_response(),
     }
 }
@@ -920,10 +922,12 @@ async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResp
             if let Err(e) = state.log.append(&record).await {
                 error!(error = %e, "decision log write failed");
                 state.metrics.request("mutate", "error", started.elapsed().as_secs_f64());
-                let mut denied = kube::core::admission::AdmissionResponse::from(&review.request)
-                    .deny(format!("[{LOG_UNAVAILABLE}] the change could not be recorded; denied to fail closed"));
-                denied.result.code = 500;
-                return Ok(review_json(&denied.into_review()));
+                let denied = review::deny_response(
+                    &review,
+                    500,
+                    format!("[{LOG_UNAVAILABLE}] the change could not be recorded; denied to fail closed"),
+                );
+                return Ok(review_json(&denied));
             }
         }
         let result = if ops > 0 { "patched" } else { "allowed" };
