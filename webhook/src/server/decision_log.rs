@@ -178,9 +178,7 @@ fn writer(
         } else {
             metrics.log_errors.inc_by(group.len() as u64);
         }
-        for (_, reply) in group.drain(..) {
-            let _ = reply.send(result.clone());
-        }
+        // Rotate before answering, so that a writer that got its answer sees a settled file set.
         if size >= rotation.max_bytes {
             match rotate(&path, rotation.keep).and_then(|()| open_append(&path)) {
                 Ok(f) => {
@@ -189,6 +187,9 @@ fn writer(
                 }
                 Err(e) => tracing::error!(error = %e, "decision log rotation failed"),
             }
+        }
+        for (_, reply) in group.drain(..) {
+            let _ = reply.send(result.clone());
         }
     }
 }
