@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Creates (or reuses) the Python venv that scripts/conformance/opa_eval.py runs in
-# and prints its python. Usage: VENV=/tmp/opa-venv scripts/conformance/setup-venv.sh
+# and prints its python (everything else goes to stderr).
+# Usage: [VENV=target/opa-venv] [PYTHON=python3] scripts/conformance/setup-venv.sh
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-venv="${VENV:-/tmp/opa-venv}"
+venv="${VENV:-$(cd "$here/../.." && pwd)/target/opa-venv}"
 python="${PYTHON:-python3}"
-if [ ! -x "$venv/bin/python" ]; then
-    "$python" -m venv "$venv" >&2
+# (a venv made without ensurepip, e.g. before python3-venv was installed, has no pip: redo it)
+if [ ! -x "$venv/bin/python" ] || [ ! -x "$venv/bin/pip" ]; then
+    "$python" -m venv --clear "$venv" >&2
 fi
 # The bindings declare Requires-Python >=3.14 but run on >=3.10 (see requirements.txt).
 "$venv/bin/pip" install --quiet --disable-pip-version-check --ignore-requires-python \
