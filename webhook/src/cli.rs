@@ -32,8 +32,48 @@ pub enum Command {
     Serve(Box<crate::server::ServeArgs>),
     /// Make a CA and a serving certificate for the webhook, and the caBundle.
     Certs(CertsArgs),
+    /// The decision for one object (or review, or set of resources), offline, same engine.
+    DryRun(DryRunArgs),
     /// Run the data-driven policy cases of a policy directory (`DIR/tests/*.yaml`).
     Test(TestArgs),
+}
+
+/// Arguments of `dry-run`.
+#[derive(Debug, clap::Args)]
+pub struct DryRunArgs {
+    /// The object, AdmissionReview or resources (JSON or YAML; `-` for standard input).
+    #[arg(short = 'f', long = "filename")]
+    pub file: PathBuf,
+    /// The requester's username.
+    #[arg(long = "as", default_value = "")]
+    pub username: String,
+    /// The requester's groups.
+    #[arg(long = "as-group")]
+    pub groups: Vec<String>,
+    /// The credential ID the requester signed in with.
+    #[arg(long)]
+    pub credential_id: Option<String>,
+    /// Authentication methods (default `hwk,user` with a credential ID).
+    #[arg(long, value_delimiter = ',')]
+    pub amr: Vec<String>,
+    /// The operation to simulate for a plain object.
+    #[arg(long, default_value = "CREATE", value_parser = ["CREATE", "UPDATE", "DELETE"])]
+    pub operation: String,
+    /// The policy bundle directory.
+    #[arg(long, env = "FIDOMESH_POLICIES", default_value = "policies")]
+    pub policies: PathBuf,
+    /// The fidomesh resources the decision reads.
+    #[arg(long, env = "FIDOMESH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Settings file (YAML).
+    #[arg(long, env = "FIDOMESH_SETTINGS")]
+    pub settings: Option<PathBuf>,
+    /// A decoded FIDO MDS3 payload (JSON).
+    #[arg(long, env = "FIDOMESH_MDS_PAYLOAD")]
+    pub mds_payload: Option<PathBuf>,
+    /// The instant to decide at (RFC 3339); default now.
+    #[arg(long)]
+    pub at: Option<jiff::Timestamp>,
 }
 
 /// Arguments of `certs`.
@@ -109,6 +149,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => return policy_test(&args),
         Command::Serve(args) => crate::server::serve(*args),
         Command::Certs(args) => certs(&args),
+        Command::DryRun(args) => dry_run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -264,4 +305,64 @@ fn certs(args: &CertsArgs) -> anyhow::Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+fn dry_run(args: &DryRunArgs) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    use std::sync::Arc;
+    let body = if args.file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf)?;
+        buf
+    } else {
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?
+    };
+    let docs = crate::dryrun::parse_body(&body)?;
+    let settings = Arc::new(read_settings(args.settings.as_ref())?);
+    let mds = Arc::new(read_mds(args.mds_payload.as_ref())?);
+    let resources = match &args.data_dir {
+        Some(dir) => load_paths(std::slice::from_ref(dir))?.resources,
+        None => crate::translate::Resources::default(),
+    };
+    let now = args.at.unwrap_or_else(jiff::Timestamp::now);
+    let snapshot = crate::data::Snapshot::build(1, Arc::new(resources), settings.clone(), mds, now);
+    let bundle =
+        crate::policy::Bundle::load_dir(&args.policies, std::time::Duration::from_secs(5))?;
+    let decider = crate::decide::Decider {
+        prepared: Arc::new(bundle.with_data(snapshot.data())?),
+        generation: snapshot.generation,
+    };
+    let amr = if args.amr.is_empty() && args.credential_id.is_some() {
+        vec!["hwk".to_string(), "user".to_string()]
+    } else {
+        args.amr.clone()
+    };
+    let claims = crate::requester::Claims {
+        username: args.username.clone(),
+        groups: args.groups.clone(),
+        credential_id: args.credential_id.clone(),
+        aaguid: None,
+        amr,
+        auth_time: Some(now.as_second()),
+        not_proven: Vec::new(),
+    };
+    let requester = crate::requester::resolve(
+        claims,
+        crate::requester::Source::Cli,
+        &snapshot.keys,
+        &settings,
+        now,
+    );
+    let answer = crate::dryrun::run(
+        docs,
+        &args.operation,
+        &requester,
+        &snapshot,
+        &decider,
+        None,
+        now,
+    )?;
+    let mut text = serde_json::to_string_pretty(&answer)?;
+    text.push('\n');
+    write_stdout(&text)
 }

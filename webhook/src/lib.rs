@@ -16,6 +16,7 @@
 pub mod crd;
 pub mod data;
 pub mod decide;
+pub mod dryrun;
 pub mod linkerd;
 pub mod load;
 pub mod mds;
