@@ -234,7 +234,7 @@ impl Snapshot {
             "expiring": expiring,
             "heldRoles": held,
             "serviceAccounts": service_accounts,
-            "settings": settings_json(&settings),
+            "settings": settings_json(settings),
             "mds": mds_json,
         })
     }

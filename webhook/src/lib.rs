@@ -20,12 +20,14 @@ pub mod dryrun;
 pub mod linkerd;
 pub mod load;
 pub mod mds;
+pub mod mds_blob;
 pub mod model;
 pub mod policy;
 pub mod policytest;
 pub mod requester;
 pub mod review;
 pub mod settings;
+pub mod token;
 pub mod translate;
 
 #[cfg(feature = "server")]

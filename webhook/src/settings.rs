@@ -41,6 +41,10 @@ pub struct Settings {
     pub allowed_aaguids: BTreeSet<String>,
     /// Trust domain for identity strings.
     pub trust_domain: String,
+    /// Bearer-token issuers for the HTTP API (dry-run, audit); empty means no bearer token is
+    /// accepted. See [`crate::token`].
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub issuers: Vec<crate::token::IssuerConfig>,
 }
 
 impl Default for Settings {
@@ -55,6 +59,7 @@ impl Default for Settings {
             allow_synced_passkeys: false,
             allowed_aaguids: BTreeSet::new(),
             trust_domain: "cluster.local".to_string(),
+            issuers: Vec::new(),
         }
     }
 }
@@ -95,6 +100,7 @@ impl Settings {
                 "trustDomain must not be empty".into(),
             ));
         }
+        crate::token::validate_issuers(&self.issuers).map_err(SettingsError::Invalid)?;
         Ok(())
     }
 

@@ -47,6 +47,8 @@ fn mk_args(dir: &Path) -> ServeArgs {
         decision_log: dir.join("decisions.log"),
         settings: None,
         mds_payload: Some(repo().join("manifests/examples/fido-mds-payload.json")),
+        mds_blob: None,
+        mds_roots: Vec::new(),
         max_body_bytes: 64 * 1024,
         eval_timeout: Duration::from_millis(500),
         eval_concurrency: Some(2),
@@ -372,4 +374,152 @@ async fn exports_metrics_and_readiness() {
         assert!(text.contains(needle), "missing {needle}");
     }
     assert_eq!(f.state.metrics().cache_hits.get(), 1);
+}
+
+/// An ES256 issuer made in the test: its JWKS file, settings naming it, and a token minter.
+struct Issuer {
+    key: rcgen::KeyPair,
+}
+
+impl Issuer {
+    fn new() -> Self {
+        Self {
+            key: rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap(),
+        }
+    }
+
+    fn write_settings(&self, dir: &Path) -> PathBuf {
+        let raw = self.key.public_key_raw();
+        let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+        let jwks = json!({"keys": [{
+            "kty": "EC", "crv": "P-256", "kid": "test-1", "alg": "ES256", "use": "sig",
+            "x": b64(&raw[1..33]), "y": b64(&raw[33..65]),
+        }]});
+        let jwks_path = dir.join("jwks.json");
+        std::fs::write(&jwks_path, jwks.to_string()).unwrap();
+        let settings = dir.join("settings.yaml");
+        std::fs::write(
+            &settings,
+            format!(
+                "issuers:\n  - issuer: https://idp.example.com\n    audiences: [fidomesh]\n    jwks: [{}]\n    algorithms: [ES256]\n",
+                jwks_path.display()
+            ),
+        )
+        .unwrap();
+        settings
+    }
+
+    fn token(&self, extra: Value) -> String {
+        let now = jiff::Timestamp::now().as_second();
+        let mut claims = json!({
+            "iss": "https://idp.example.com", "aud": "fidomesh", "sub": "alice@example.com",
+            "iat": now, "exp": now + 300, "auth_time": now, "amr": ["hwk", "user"],
+            "fido_cred_id": "pn9DoaQG_yBVC_gfNtQyprIqKwZpJfZMORtc_ra9lh8",
+        });
+        fidomesh::policy::deep_merge(&mut claims, extra);
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some("test-1".into());
+        let key =
+            jsonwebtoken::EncodingKey::from_ec_pem(self.key.serialize_pem().as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+}
+
+async fn mk_fixture_with_issuer(issuer: &Issuer) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = mk_args(dir.path());
+    args.settings = Some(issuer.write_settings(dir.path()));
+    let state = build_state(args, 1).await.unwrap();
+    Fixture { state, dir }
+}
+
+async fn dry_run_call(
+    app: &impl actix_web::dev::Service<
+        actix_http::Request,
+        Response = actix_web::dev::ServiceResponse,
+        Error = actix_web::Error,
+    >,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value, Option<String>) {
+    let mut req = test::TestRequest::post()
+        .uri("/v1/dry-run")
+        .insert_header(("content-type", "application/yaml"))
+        .set_payload(body.to_string());
+    if let Some(t) = token {
+        req = req.insert_header(("authorization", format!("Bearer {t}")));
+    }
+    let resp = test::call_service(app, req.to_request()).await;
+    let status = resp.status().as_u16();
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|h| h.to_str().unwrap().to_string());
+    let bytes = test::read_body(resp).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        www,
+    )
+}
+
+const DRY_BINDING: &str = "apiVersion: fidomesh.io/v1alpha1
+kind: MeshRoleBinding
+metadata: {name: payments-weekend, namespace: payments}
+spec:
+  roleRef: {name: payments-reader}
+  authenticators: [{name: carol-nitrokey}]
+";
+
+#[actix_web::test]
+async fn accepts_a_dry_run_for_a_verified_token_and_persists_nothing() {
+    let issuer = Issuer::new();
+    let f = mk_fixture_with_issuer(&issuer).await;
+    let app = app!(f);
+    let (status, v, _) = dry_run_call(&app, Some(&issuer.token(json!({}))), DRY_BINDING).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["requester"]["source"], "token");
+    assert_eq!(
+        v["requester"]["authenticator"]["hardwareBacked"], true,
+        "{v}"
+    );
+    assert_eq!(v["decision"]["allowed"], true, "{v}");
+    assert_eq!(v["linkerd"]["added"].as_array().unwrap().len(), 4);
+    assert_eq!(v["dryRun"], true);
+    // Nothing persisted: no decision-log line.
+    let (records, _) = read_log(&f.dir.path().join("decisions.log")).unwrap();
+    assert!(records.is_empty());
+}
+
+#[actix_web::test]
+async fn rejects_dry_runs_without_a_valid_token_with_401_and_a_reason() {
+    let issuer = Issuer::new();
+    let f = mk_fixture_with_issuer(&issuer).await;
+    let app = app!(f);
+    let (status, v, www) = dry_run_call(&app, None, DRY_BINDING).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["code"], "token-missing");
+    assert!(www.unwrap().starts_with("Bearer"));
+    let expired = issuer.token(json!({"exp": jiff::Timestamp::now().as_second() - 3600, "iat": jiff::Timestamp::now().as_second() - 4000}));
+    let (status, v, _) = dry_run_call(&app, Some(&expired), DRY_BINDING).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["code"], "token-expired", "{v}");
+    let other = Issuer::new().token(json!({}));
+    let (status, v, _) = dry_run_call(&app, Some(&other), DRY_BINDING).await;
+    assert_eq!(status, 401);
+    assert_eq!(v["code"], "token-signature-invalid", "{v}");
+    assert!(
+        !v.to_string().contains(&other),
+        "the token must never be echoed"
+    );
+}
+
+#[actix_web::test]
+async fn rejects_dry_run_input_that_is_not_an_object_with_400() {
+    let issuer = Issuer::new();
+    let f = mk_fixture_with_issuer(&issuer).await;
+    let app = app!(f);
+    let (status, v, _) = dry_run_call(&app, Some(&issuer.token(json!({}))), "[1, 2, 3]").await;
+    assert_eq!(status, 400);
+    assert_eq!(v["code"], "bad-input");
 }

@@ -1,5 +1,10 @@
 //! `fidomesh dry-run`: the same decision and translation offline, nothing persisted.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -31,7 +36,11 @@ fn dry_run(input: &str, extra: &[&str]) -> (Option<i32>, Value, String) {
         .output()
         .unwrap();
     let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (out.status.code(), v, String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        v,
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 const BINDING: &str = "apiVersion: fidomesh.io/v1alpha1
@@ -44,7 +53,10 @@ spec:
 
 #[test]
 fn accepts_a_binding_by_a_holder_of_the_role_and_shows_the_linkerd_objects_it_adds() {
-    let (code, v, err) = dry_run(BINDING, &["--as", "alice@example.com", "--credential-id", ALICE_CRED]);
+    let (code, v, err) = dry_run(
+        BINDING,
+        &["--as", "alice@example.com", "--credential-id", ALICE_CRED],
+    );
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(v["decision"]["allowed"], true, "{v:#}");
     assert_eq!(v["dryRun"], true);
@@ -83,21 +95,31 @@ spec:
 ";
     let (code, v, err) = dry_run(
         existing,
-        &["--as", "alice@example.com", "--credential-id", ALICE_CRED, "--operation", "DELETE"],
+        &[
+            "--as",
+            "alice@example.com",
+            "--credential-id",
+            ALICE_CRED,
+            "--operation",
+            "DELETE",
+        ],
     );
     assert_eq!(code, Some(0), "{err}");
     let removed = v["linkerd"]["removed"].as_array().unwrap();
     assert!(
-        removed.iter().any(|r| r == "MeshTLSAuthentication payments/fidomesh-payments-oncall"),
+        removed
+            .iter()
+            .any(|r| r == "MeshTLSAuthentication payments/fidomesh-payments-oncall"),
         "{removed:?}"
     );
 }
 
 #[test]
 fn accepts_an_admission_review() {
-    let text = std::fs::read_to_string(repo().join("manifests/examples/reviews/denied-binding.json"))
-        .unwrap()
-        .replace("__AUTH_TIME__", "1796000000");
+    let text =
+        std::fs::read_to_string(repo().join("manifests/examples/reviews/denied-binding.json"))
+            .unwrap()
+            .replace("__AUTH_TIME__", "1796000000");
     let (code, v, err) = dry_run(&text, &["--as", "mallory@example.com"]);
     assert_eq!(code, Some(0), "{err}");
     assert_eq!(v["decision"]["allowed"], false);

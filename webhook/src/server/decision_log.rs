@@ -123,11 +123,15 @@ impl DecisionLog {
 }
 
 fn open_append(path: &Path) -> std::io::Result<File> {
+    let existed = path.exists();
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .read(true)
         .open(path)?;
+    if !existed {
+        sync_dir(path)?;
+    }
     let len = file.metadata()?.len();
     if len > 0 {
         use std::io::{Read, Seek, SeekFrom};
@@ -191,6 +195,14 @@ fn writer(
         for (_, reply) in group.drain(..) {
             let _ = reply.send(result.clone());
         }
+    }
+}
+
+// A new or renamed file is durable only once its directory entry is.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => File::open(".")?.sync_all(),
     }
 }
 

@@ -64,6 +64,17 @@ pub struct ServeArgs {
     /// A decoded FIDO MDS3 payload (JSON).
     #[arg(long, env = "FIDOMESH_MDS_PAYLOAD")]
     pub mds_payload: Option<PathBuf>,
+    /// A signed FIDO MDS3 BLOB (JWS); verified against `--mds-root` and reloaded when it changes.
+    #[arg(
+        long,
+        env = "FIDOMESH_MDS_BLOB",
+        conflicts_with = "mds_payload",
+        requires = "mds_roots"
+    )]
+    pub mds_blob: Option<PathBuf>,
+    /// A pinned root certificate (PEM) for the MDS BLOB's x5c chain; may repeat.
+    #[arg(long = "mds-root", env = "FIDOMESH_MDS_ROOTS", value_delimiter = ',')]
+    pub mds_roots: Vec<PathBuf>,
     /// Largest request body accepted (bytes); larger bodies get 413.
     #[arg(long, env = "FIDOMESH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -115,7 +126,11 @@ pub struct AppState {
     log: DecisionLog,
     metrics: Arc<Metrics>,
     settings: Arc<Settings>,
-    mds: Arc<Mds>,
+    mds: arc_swap::ArcSwap<Mds>,
+    // The serial of the BLOB in service (never goes backwards), and whether a configured BLOB
+    // has verified (trust inputs fail closed: no verified BLOB, not ready).
+    mds_serial: Mutex<Option<u64>>,
+    mds_ok: AtomicBool,
     extra_keys: ExtraKeys,
     permits: Arc<Semaphore>,
     eval_timeout: Duration,
@@ -124,6 +139,8 @@ pub struct AppState {
     reload: Mutex<()>,
     problems: Mutex<BTreeMap<&'static str, String>>,
     resolver: Arc<tls::Resolver>,
+    tokens: arc_swap::ArcSwap<crate::token::TokenVerifier>,
+    token_cache: crate::token::VerifiedTokenCache,
     args: ServeArgs,
 }
 
@@ -136,6 +153,12 @@ pub enum ApiError {
     /// Policies or data are not loaded yet.
     #[error("not ready: policies or data are not loaded")]
     NotReady,
+    /// The bearer token was refused.
+    #[error(transparent)]
+    Unauthorized(#[from] crate::token::TokenError),
+    /// A dry-run input cannot be used.
+    #[error(transparent)]
+    DryRun(#[from] crate::dryrun::DryRunError),
     /// Something failed that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -144,15 +167,28 @@ pub enum ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            Self::BadReview(_) => StatusCode::BAD_REQUEST,
+            Self::BadReview(_) | Self::DryRun(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(serde_json::json!({
+        let mut response = HttpResponse::build(self.status_code());
+        let code = match self {
+            Self::Unauthorized(e) => {
+                response.insert_header(("WWW-Authenticate", e.www_authenticate()));
+                e.code()
+            }
+            Self::BadReview(_) => "bad-review",
+            Self::DryRun(_) => "bad-input",
+            Self::NotReady => "not-ready",
+            Self::Internal(_) => "internal",
+        };
+        response.json(serde_json::json!({
             "error": self.to_string(),
+            "code": code,
         }))
     }
 }
@@ -160,7 +196,9 @@ impl ResponseError for ApiError {
 impl AppState {
     /// True when the certificate, the policies and the data are loaded.
     pub fn ready(&self) -> bool {
-        self.cert_ready.load(Ordering::Acquire) && self.live.load().is_some()
+        self.cert_ready.load(Ordering::Acquire)
+            && self.mds_ok.load(Ordering::Acquire)
+            && self.live.load().is_some()
     }
 
     fn set_problem(&self, source: &'static str, problem: Option<String>) {
@@ -261,7 +299,7 @@ impl AppState {
                     self.next_generation(),
                     Arc::new(loaded.resources),
                     self.settings.clone(),
-                    self.mds.clone(),
+                    self.mds.load_full(),
                     jiff::Timestamp::now(),
                 ));
                 for p in &snapshot.translation.problems {
@@ -308,6 +346,77 @@ impl AppState {
         self.set_problem(source, Some(error));
     }
 
+    /// Verifies the configured MDS BLOB; a verified newer BLOB replaces the metadata and bumps
+    /// the data generation. On failure the previous metadata keeps serving (none at start: the
+    /// server stays unready).
+    pub fn reload_mds(&self) {
+        let (Some(blob), roots) = (&self.args.mds_blob, &self.args.mds_roots) else {
+            return;
+        };
+        let outcome = (|| -> anyhow::Result<Option<crate::mds_blob::VerifiedBlob>> {
+            let texts = roots
+                .iter()
+                .map(|p| {
+                    std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let roots = crate::mds_blob::MdsRoots::from_pems(texts.iter().map(String::as_str))?;
+            let text = std::fs::read_to_string(blob)
+                .with_context(|| format!("reading {}", blob.display()))?;
+            let previous = self.mds_serial.lock().ok().and_then(|s| *s);
+            let verified =
+                crate::mds_blob::verify_blob(&text, &roots, jiff::Timestamp::now(), previous)?;
+            // The same BLOB again: nothing to do.
+            Ok((Some(verified.serial) != previous).then_some(verified))
+        })();
+        match outcome {
+            Ok(None) => {}
+            Ok(Some(verified)) => {
+                info!(serial = verified.serial, signer = %verified.signer, "FIDO metadata BLOB verified");
+                if let Ok(mut s) = self.mds_serial.lock() {
+                    *s = Some(verified.serial);
+                }
+                self.mds.store(Arc::new(verified.mds));
+                self.mds_ok.store(true, Ordering::Release);
+                self.metrics.reloaded("mds");
+                self.set_problem("mds", None);
+                // The revoked-model drops and data.fidomesh.mds follow the new metadata.
+                if let Ok(_guard) = self.reload.lock()
+                    && let Some(current) = self.snapshot.load_full()
+                {
+                    let snapshot = Arc::new(Snapshot::build(
+                        self.next_generation(),
+                        current.resources.clone(),
+                        current.settings.clone(),
+                        self.mds.load_full(),
+                        jiff::Timestamp::now(),
+                    ));
+                    self.place_snapshot(snapshot);
+                }
+            }
+            Err(e) => self.refuse("mds", format!("{e:#}")),
+        }
+        self.update_ready_metric();
+    }
+
+    /// Re-reads the issuers' JWKS files; on failure the previous keys keep verifying.
+    pub fn reload_jwks(&self) {
+        if self.settings.issuers.is_empty() {
+            return;
+        }
+        match crate::token::TokenVerifier::from_files(&self.settings.issuers) {
+            Ok(v) => {
+                if v.fingerprint() != self.tokens.load().fingerprint() {
+                    self.tokens.store(Arc::new(v));
+                    self.metrics.reloaded("jwks");
+                    info!("token issuer keys reloaded");
+                }
+                self.set_problem("jwks", None);
+            }
+            Err(e) => self.refuse("jwks", e.to_string()),
+        }
+    }
+
     /// Reloads the serving certificate; on failure the old one keeps serving.
     pub fn reload_certificate(&self) {
         match tls::load_pair(&self.args.tls_cert, &self.args.tls_key) {
@@ -346,8 +455,20 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Builds the shared state: settings, metadata, decision log, certificate, policies and data.
 /// A certificate that cannot be read is fatal (nothing can be served); policies and data that
 /// cannot be loaded leave the server unready until they can.
-pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<AppState>> {
+pub async fn build_state(mut args: ServeArgs, workers: usize) -> anyhow::Result<Arc<AppState>> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    // File events carry absolute paths; watching and matching need the same form. Not
+    // `canonicalize`: that would resolve the kubelet's symlinks and miss their swaps.
+    for path in [
+        &mut args.tls_cert,
+        &mut args.tls_key,
+        &mut args.policies,
+        &mut args.data_dir,
+        &mut args.decision_log,
+    ] {
+        *path =
+            std::path::absolute(&*path).with_context(|| format!("resolving {}", path.display()))?;
+    }
     let metrics = Arc::new(Metrics::new());
     let settings = Arc::new(read_settings(args.settings.as_ref())?);
     let mds = Arc::new(match &args.mds_payload {
@@ -368,6 +489,8 @@ pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<
     .with_context(|| format!("opening decision log {}", args.decision_log.display()))?;
     let first = tls::load_pair(&args.tls_cert, &args.tls_key).context("serving certificate")?;
     let resolver = Arc::new(tls::Resolver::new(first.key.clone()));
+    let tokens =
+        crate::token::TokenVerifier::from_files(&settings.issuers).context("token issuers")?;
     let concurrency = args.eval_concurrency.unwrap_or(workers * 2).max(1);
     let state = Arc::new(AppState {
         live: ArcSwapOption::empty(),
@@ -377,7 +500,9 @@ pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<
         log,
         metrics,
         settings,
-        mds,
+        mds: arc_swap::ArcSwap::new(mds),
+        mds_serial: Mutex::new(None),
+        mds_ok: AtomicBool::new(true),
         extra_keys: ExtraKeys::with_prefix(&args.extra_prefix),
         permits: Arc::new(Semaphore::new(concurrency)),
         eval_timeout: args.eval_timeout,
@@ -386,11 +511,17 @@ pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<
         reload: Mutex::new(()),
         problems: Mutex::new(BTreeMap::new()),
         resolver,
+        tokens: arc_swap::ArcSwap::from_pointee(tokens),
+        token_cache: crate::token::VerifiedTokenCache::new(10_000),
         args,
     });
     state.set_cert_expiry(first.not_after);
     let s = state.clone();
+    if state.args.mds_blob.is_some() {
+        state.mds_ok.store(false, Ordering::Release);
+    }
     tokio::task::spawn_blocking(move || {
+        s.reload_mds();
         s.reload_policies();
         s.reload_data();
     })
@@ -402,7 +533,8 @@ pub async fn build_state(args: ServeArgs, workers: usize) -> anyhow::Result<Arc<
 /// The webhook routes (HTTPS port).
 pub fn webhook_routes(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/validate").route(web::post().to(validate)))
-        .service(web::resource("/mutate").route(web::post().to(mutate)));
+        .service(web::resource("/mutate").route(web::post().to(mutate)))
+        .service(web::resource("/v1/dry-run").route(web::post().to(dry_run)));
 }
 
 /// The admin routes (plaintext port).
@@ -464,6 +596,8 @@ enum Changed {
     Certificate,
     Policies,
     Data,
+    Jwks,
+    Mds,
 }
 
 fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
@@ -475,7 +609,23 @@ fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
         .collect();
     let policies = args.policies.clone();
     let data = args.data_dir.clone();
+    let jwks_dirs: Vec<PathBuf> = state
+        .settings
+        .issuers
+        .iter()
+        .flat_map(|i| i.jwks.iter())
+        .filter_map(|p| std::path::absolute(p).ok())
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
     let (c_dirs, p_dir, d_dir) = (cert_dirs.clone(), policies.clone(), data.clone());
+    let j_dirs = jwks_dirs.clone();
+    let mds_dir: Option<PathBuf> = state
+        .args
+        .mds_blob
+        .as_ref()
+        .and_then(|p| std::path::absolute(p).ok())
+        .and_then(|p| p.parent().map(Path::to_path_buf));
+    let m_dir = mds_dir.clone();
     let sender = tx.clone();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         let Ok(event) = event else { return };
@@ -492,6 +642,12 @@ fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
             if path.starts_with(&d_dir) {
                 let _ = sender.send(Changed::Data);
             }
+            if j_dirs.iter().any(|d| path.starts_with(d)) {
+                let _ = sender.send(Changed::Jwks);
+            }
+            if m_dir.as_ref().is_some_and(|d| path.starts_with(d)) {
+                let _ = sender.send(Changed::Mds);
+            }
         }
     })?;
     for dir in &cert_dirs {
@@ -499,6 +655,9 @@ fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
     }
     watcher.watch(&policies, notify::RecursiveMode::NonRecursive)?;
     watcher.watch(&data, notify::RecursiveMode::Recursive)?;
+    for dir in jwks_dirs.iter().chain(mds_dir.iter()) {
+        watcher.watch(dir, notify::RecursiveMode::NonRecursive)?;
+    }
 
     // Events come in bursts (an editor or the kubelet writes several files): wait a moment,
     // take everything pending, then reload each input once.
@@ -521,6 +680,8 @@ fn spawn_watchers(state: Arc<AppState>) -> anyhow::Result<()> {
         loop {
             tokio::time::sleep(poll).await;
             let _ = tx.send(Changed::Certificate);
+            let _ = tx.send(Changed::Jwks);
+            let _ = tx.send(Changed::Mds);
             if !s.ready() {
                 let _ = tx.send(Changed::Policies);
                 let _ = tx.send(Changed::Data);
@@ -542,6 +703,12 @@ async fn reload_changed(state: &Arc<AppState>, changed: &[Changed]) {
         }
         if changed.contains(&Changed::Data) {
             s.reload_data();
+        }
+        if changed.contains(&Changed::Jwks) {
+            s.reload_jwks();
+        }
+        if changed.contains(&Changed::Mds) {
+            s.reload_mds();
         }
     })
     .await;
@@ -757,6 +924,43 @@ fn record_for(
     }
 }
 
+/// The deny code recorded for a review that could not be read.
+pub const INVALID_REQUEST: &str = "invalid-request";
+
+// An unreadable review is still a decision (it is refused): it gets its line too. The answer is
+// `invalid` whether or not the line could be written, so a failure is only logged.
+async fn log_invalid(state: &AppState, endpoint: &str, uid: &str, reason: &str, started: Instant) {
+    let live = state.live.load_full();
+    let record = Record {
+        decision_id: uuid::Uuid::now_v7().to_string(),
+        time: jiff::Timestamp::now().to_string(),
+        endpoint: endpoint.to_string(),
+        uid: uid.to_string(),
+        operation: String::new(),
+        resource: String::new(),
+        namespace: None,
+        name: String::new(),
+        username: String::new(),
+        authenticator: None,
+        hardware_backed: false,
+        allowed: false,
+        deny: vec![INVALID_REQUEST.to_string()],
+        warn: Vec::new(),
+        cache_hit: false,
+        bundle: live
+            .as_ref()
+            .map(|l| l.bundle.digest().to_string())
+            .unwrap_or_default(),
+        generation: live.as_ref().map_or(0, |l| l.snapshot.generation),
+        dry_run: false,
+        latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+        patch_ops: None,
+    };
+    if let Err(e) = state.log.append(&record).await {
+        error!(error = %e, %reason, "decision log write failed for an invalid review");
+    }
+}
+
 fn review_json(
     review: &kube::core::admission::AdmissionReview<kube::core::DynamicObject>,
 ) -> HttpResponse {
@@ -782,6 +986,7 @@ async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
     let review = match parsed {
         Parsed::Review(r) => r,
         Parsed::Unreadable { uid, reason } => {
+            log_invalid(&state, "validate", &uid, &reason, started).await;
             state
                 .metrics
                 .request("validate", "invalid", started.elapsed().as_secs_f64());
@@ -883,6 +1088,7 @@ async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResp
     let review = match parsed {
         Parsed::Review(r) => r,
         Parsed::Unreadable { uid, reason } => {
+            log_invalid(&state, "mutate", &uid, &reason, started).await;
             state
                 .metrics
                 .request("mutate", "invalid", started.elapsed().as_secs_f64());
@@ -936,4 +1142,105 @@ async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResp
     }
     .instrument(span)
     .await
+}
+
+/// Query of `/v1/dry-run`.
+#[derive(Debug, serde::Deserialize)]
+pub struct DryRunQuery {
+    /// The operation to simulate for a plain object (default CREATE).
+    #[serde(default)]
+    pub operation: Option<String>,
+}
+
+/// The requester of an HTTP API call: a verified bearer token, joined with the registered keys.
+fn token_requester(
+    state: &AppState,
+    live: &Live,
+    req: &actix_web::HttpRequest,
+) -> Result<crate::requester::Requester, ApiError> {
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok());
+    let now = jiff::Timestamp::now();
+    let verified = crate::token::bearer_token(header)
+        .and_then(|token| state.token_cache.verify(&state.tokens.load(), token, now));
+    let claims = match verified {
+        Ok(c) => c,
+        Err(e) => {
+            // The reason, never the token.
+            warn!(code = e.code(), reason = %e, "bearer token refused");
+            return Err(e.into());
+        }
+    };
+    Ok(crate::requester::resolve(
+        claims,
+        Source::Token,
+        &live.snapshot.keys,
+        &live.snapshot.settings,
+        now,
+    ))
+}
+
+async fn dry_run(
+    state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
+    query: web::Query<DryRunQuery>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    let started = Instant::now();
+    let Some(live) = state.live.load_full() else {
+        return Err(ApiError::NotReady);
+    };
+    let requester = match token_requester(&state, &live, &req) {
+        Ok(r) => r,
+        Err(e) => {
+            state
+                .metrics
+                .request("dry-run", "unauthorized", started.elapsed().as_secs_f64());
+            return Err(e);
+        }
+    };
+    let operation = query
+        .operation
+        .clone()
+        .unwrap_or_else(|| "CREATE".to_string())
+        .to_ascii_uppercase();
+    if !matches!(operation.as_str(), "CREATE" | "UPDATE" | "DELETE") {
+        return Err(ApiError::DryRun(crate::dryrun::DryRunError::Shape(
+            format!("operation {operation:?} is not CREATE, UPDATE or DELETE"),
+        )));
+    }
+    let st = state.clone();
+    let answer = tokio::task::spawn_blocking(move || {
+        let docs = crate::dryrun::parse_body(&body)?;
+        crate::dryrun::run(
+            docs,
+            &operation,
+            &requester,
+            &live.snapshot,
+            &live.decider,
+            Some(&st.cache),
+            jiff::Timestamp::now(),
+        )
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            state
+                .metrics
+                .request("dry-run", "bad-request", started.elapsed().as_secs_f64());
+            return Err(e.into());
+        }
+    };
+    let result = match &answer.decision {
+        Some(d) if !d.allowed => "denied",
+        _ => "allowed",
+    };
+    state
+        .metrics
+        .request("dry-run", result, started.elapsed().as_secs_f64());
+    Ok(HttpResponse::Ok().json(answer))
 }
