@@ -219,6 +219,7 @@ impl Snapshot {
                         "status": m.status,
                         "revoked": m.revoked,
                         "certificationLevel": m.certification_level,
+                        "keyProtection": m.key_protection,
                     }),
                 )
             })

@@ -450,10 +450,16 @@ impl TokenError {
         match self {
             Self::Missing | Self::NotBearer => "Bearer realm=\"fidomesh\"".to_string(),
             other => {
+                // A quoted-string of visible ASCII (HTTP header values allow nothing else).
                 let description: String = other
                     .to_string()
                     .chars()
-                    .map(|c| if c == '"' || c == '\\' { '\'' } else { c })
+                    .map(|c| match c {
+                        '"' | '\\' => '\'',
+                        ' ' => ' ',
+                        c if c.is_ascii_graphic() => c,
+                        _ => '?',
+                    })
                     .collect();
                 format!(
                     "Bearer realm=\"fidomesh\", error=\"invalid_token\", error_description=\"{description}\""
@@ -1204,7 +1210,7 @@ fn shown(s: &str) -> String {
         })
         .collect();
     if s.chars().nth(64).is_some() {
-        out.push('…');
+        out.push_str("...");
     }
     out
 }

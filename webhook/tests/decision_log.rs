@@ -74,7 +74,10 @@ async fn accepts_concurrent_appends_and_reads_every_one_back() {
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..400).contains(&syncs), "group commit never grouped: {syncs} syncs");
+    assert!(
+        (1..400).contains(&syncs),
+        "group commit never grouped: {syncs} syncs"
+    );
 }
 
 #[tokio::test]

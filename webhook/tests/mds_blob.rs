@@ -479,6 +479,49 @@ fn accepts_the_real_mds_chain_to_globalsign_r3() {
     );
 }
 
+/// A real signed BLOB, when one is at hand: `cargo info fido_mds3_attestation_ca@0.1.1-rc.2`
+/// unpacks one (`data/ca_list.jwt`, `no` 237, nextUpdate 2026-04-01) into cargo's registry
+/// cache (see `../shared/fido/README.md`). Run with
+/// `FIDOMESH_REAL_MDS_BLOB=…/ca_list.jwt cargo test --release -p fidomesh --test mds_blob -- --ignored`.
+#[test]
+#[ignore = "needs a real MDS BLOB file in FIDOMESH_REAL_MDS_BLOB"]
+fn accepts_a_real_mds_blob() {
+    let path = std::env::var("FIDOMESH_REAL_MDS_BLOB")
+        .expect("set FIDOMESH_REAL_MDS_BLOB to the path of a real MDS3 BLOB");
+    let blob = std::fs::read_to_string(path).unwrap();
+    let roots = MdsRoots::from_pems([GLOBALSIGN_ROOT_R3]).unwrap();
+    let at: Timestamp = "2026-03-15T00:00:00Z".parse().unwrap();
+    let verified = verify_blob(&blob, &roots, at, None).unwrap();
+    assert_eq!(verified.algorithm, "RS256");
+    assert_eq!(verified.serial, 237);
+    assert_eq!(verified.next_update.to_string(), "2026-04-01");
+    assert!(
+        verified.signer.contains("CN=mds.fidoalliance.org"),
+        "{}",
+        verified.signer
+    );
+    assert!(verified.mds.models.len() > 100);
+    // A tampered copy fails; the same BLOB after the signer expired fails.
+    let (header, rest) = blob.trim().split_once('.').unwrap();
+    let (payload, signature) = rest.split_once('.').unwrap();
+    let mid = payload.len() / 2;
+    let flipped = if &payload[mid..=mid] == "A" { "B" } else { "A" };
+    let tampered = format!(
+        "{header}.{}{flipped}{}.{signature}",
+        &payload[..mid],
+        &payload[mid + 1..]
+    );
+    rejects(
+        verify_blob(&tampered, &roots, at, None),
+        "mds-signature-invalid",
+    );
+    let late: Timestamp = "2026-09-01T00:00:00Z".parse().unwrap();
+    rejects(
+        verify_blob(&blob, &roots, late, None),
+        "mds-certificate-expired",
+    );
+}
+
 fn pem_bodies(pem: &str) -> Vec<String> {
     pem.split("-----BEGIN CERTIFICATE-----")
         .skip(1)

@@ -1024,3 +1024,51 @@ fn rejects_bad_issuer_settings() {
             .contains("audiences must list at least one")
     );
 }
+
+#[test]
+fn rejects_hostile_header_strings_with_safe_messages() {
+    // Attacker-chosen kid, iss and alg: shortened, control characters and quotes replaced, and
+    // the WWW-Authenticate value stays visible ASCII (what an HTTP header value may carry).
+    let key = es_key();
+    let v = mk_verifier(&[key]);
+    let hostile = format!("é\u{0}\"\\\r\n{}", "k".repeat(200));
+    let token = mk_raw_token(
+        &json!({"alg": "ES256", "kid": hostile}),
+        &mk_claims(),
+        "c2lnbmF0dXJl",
+    );
+    let err = assert_rejects(&v, &token, "token-kid-unknown");
+    let kid = match &err {
+        TokenError::UnknownKid { kid, .. } => kid.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(kid, format!("??????{}...", "k".repeat(58)));
+    let header = err.www_authenticate();
+    assert!(
+        header.chars().all(|c| c == ' ' || c.is_ascii_graphic()),
+        "{header}"
+    );
+    for (claims, code) in [
+        (
+            mk_claims_with(json!({ "iss": hostile })),
+            "token-issuer-unknown",
+        ),
+        (mk_claims(), "token-alg-unsupported"),
+    ] {
+        let alg = if code == "token-alg-unsupported" {
+            hostile.as_str()
+        } else {
+            "ES256"
+        };
+        let token = mk_raw_token(
+            &json!({"alg": alg, "kid": key.kid}),
+            &claims,
+            "c2lnbmF0dXJl",
+        );
+        let err = assert_rejects(&v, &token, code);
+        let text = err.to_string();
+        assert!(!text.contains(['\u{0}', '\r', '\n', '"']), "{text:?}");
+        assert!(text.len() < 200, "{text}");
+        assert!(err.www_authenticate().is_ascii());
+    }
+}
