@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "common/mds_chain.rs"]
+mod mds_chain;
+
 use actix_web::{App, test, web};
 use base64::Engine as _;
 use fidomesh::server::decision_log::read_log;
@@ -522,4 +525,114 @@ async fn rejects_dry_run_input_that_is_not_an_object_with_400() {
     let (status, v, _) = dry_run_call(&app, Some(&issuer.token(json!({}))), "[1, 2, 3]").await;
     assert_eq!(status, 400);
     assert_eq!(v["code"], "bad-input");
+}
+
+fn mk_signed_mds(chain: &mds_chain::Chain, serial: u64, revoke_titan: bool) -> String {
+    let sample = std::fs::read_to_string(repo().join("../shared/fido/mds3-sample.json")).unwrap();
+    let mut payload: Value = serde_json::from_str(&sample).unwrap();
+    payload["no"] = json!(serial);
+    payload["nextUpdate"] = json!("2027-06-01");
+    if revoke_titan {
+        for e in payload["entries"].as_array_mut().unwrap() {
+            if e["aaguid"] == "42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3" {
+                e["statusReports"].as_array_mut().unwrap().insert(
+                    0,
+                    json!({"status": "REVOKED", "effectiveDate": "2026-12-01"}),
+                );
+            }
+        }
+    }
+    mds_chain::mk_blob(chain, &payload.to_string())
+}
+
+async fn mk_fixture_with_mds(blob: &str, chain: &mds_chain::Chain) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = mk_args(dir.path());
+    std::fs::write(dir.path().join("mds.jwt"), blob).unwrap();
+    std::fs::write(dir.path().join("mds-root.pem"), &chain.root_pem).unwrap();
+    args.mds_payload = None;
+    args.mds_blob = Some(dir.path().join("mds.jwt"));
+    args.mds_roots = vec![dir.path().join("mds-root.pem")];
+    let state = build_state(args, 1).await.unwrap();
+    Fixture { state, dir }
+}
+
+fn metric(state: &AppState, needle: &str) -> String {
+    state
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| l.starts_with(needle))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn accepts_a_verified_mds_blob_and_follows_a_newer_one() {
+    let chain = mds_chain::mk_chain(&rcgen::PKCS_ECDSA_P256_SHA256, (2026, 1, 1), (2028, 1, 1));
+    let f = mk_fixture_with_mds(&mk_signed_mds(&chain, 300, false), &chain).await;
+    assert!(f.state.ready());
+    let app = app!(f);
+    // bob signs in with his Titan key and binds a role he holds (payments-reader).
+    let mut review = mk_review("allowed-binding");
+    let ui = &mut review["request"]["userInfo"];
+    ui["username"] = json!("bob@example.com");
+    ui["extra"]["fidomesh.io/credential-id"] = json!(["IuhtE9i70zWsJZDL4kBK9Q"]);
+    ui["extra"]["fidomesh.io/aaguid"] = json!(["42b4fb4a-2866-43b2-9bf7-6c6669c2e5d3"]);
+    let body = serde_json::to_vec(&review).unwrap();
+    let (_, v) = post(&app, "/validate", body.clone()).await;
+    assert_eq!(v["response"]["allowed"], true, "{v}");
+    let before = metric(&f.state, "fidomesh_data_generation");
+
+    // A newer BLOB revokes the Titan model: the data generation moves, bob's key is no longer
+    // active, and the same review is now denied.
+    std::fs::write(
+        f.dir.path().join("mds.jwt"),
+        mk_signed_mds(&chain, 301, true),
+    )
+    .unwrap();
+    f.state.reload_mds();
+    assert_ne!(metric(&f.state, "fidomesh_data_generation"), before);
+    assert!(metric(&f.state, "fidomesh_reloads_total{source=\"mds\"}").ends_with(" 2"));
+    let (_, v) = post(&app, "/validate", body).await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    let message = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.contains("[hardware-key-required]"), "{message}");
+}
+
+#[actix_web::test]
+async fn rejects_tampered_and_older_blobs_and_keeps_the_loaded_one() {
+    let chain = mds_chain::mk_chain(&rcgen::PKCS_ECDSA_P256_SHA256, (2026, 1, 1), (2028, 1, 1));
+    let f = mk_fixture_with_mds(&mk_signed_mds(&chain, 300, false), &chain).await;
+    assert!(f.state.ready());
+    let generation = metric(&f.state, "fidomesh_data_generation");
+    let good = mk_signed_mds(&chain, 305, false);
+    let mut parts: Vec<String> = good.split('.').map(str::to_string).collect();
+    parts[1] =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"{\"no\":999,\"entries\":[]}");
+    for bad in [
+        parts.join("."),
+        mk_signed_mds(&chain, 299, false),
+        "garbage".to_string(),
+    ] {
+        std::fs::write(f.dir.path().join("mds.jwt"), bad).unwrap();
+        f.state.reload_mds();
+        assert!(f.state.ready());
+        assert_eq!(metric(&f.state, "fidomesh_data_generation"), generation);
+    }
+    assert!(metric(&f.state, "fidomesh_reload_errors_total{source=\"mds\"}").ends_with(" 3"));
+}
+
+#[actix_web::test]
+async fn rejects_an_unverifiable_blob_at_start_by_staying_unready() {
+    let chain = mds_chain::mk_chain(&rcgen::PKCS_ECDSA_P256_SHA256, (2026, 1, 1), (2028, 1, 1));
+    let other = mds_chain::mk_chain(&rcgen::PKCS_ECDSA_P256_SHA256, (2026, 1, 1), (2028, 1, 1));
+    // Signed by a chain whose root is not the pinned one.
+    let f = mk_fixture_with_mds(&mk_signed_mds(&other, 300, false), &chain).await;
+    assert!(!f.state.ready());
+    let app = app!(f);
+    let resp = test::call_service(&app, test::TestRequest::get().uri("/readyz").to_request()).await;
+    assert_eq!(resp.status().as_u16(), 503);
+    let body = String::from_utf8(test::read_body(resp).await.to_vec()).unwrap();
+    assert!(body.contains("mds:"), "{body}");
 }

@@ -9,16 +9,16 @@
 
 use std::sync::OnceLock;
 
+#[path = "common/mds_chain.rs"]
+mod mds_chain;
+use mds_chain::{Chain, mk_blob, mk_blob_with, mk_ca_params, mk_chain, mk_header};
+
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD as B64};
 use fidomesh::mds::Mds;
 use fidomesh::mds_blob::{MdsBlobError, MdsRoots, VerifiedBlob, verify_blob};
 use jiff::Timestamp;
-use jsonwebtoken::{Algorithm, EncodingKey};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, date_time_ymd,
-};
+use rcgen::KeyPair;
 use serde_json::{Value, json};
 
 // The verification time: inside the test leaf's validity, before the sample's nextUpdate
@@ -42,88 +42,6 @@ fn sample() -> &'static str {
 // Builders: a root → intermediate → leaf chain, and BLOBs signed by the leaf
 // ------------------------------------------------------------------------------------------
 
-struct Chain {
-    root_pem: String,
-    intermediate: Vec<u8>,
-    leaf: Vec<u8>,
-    leaf_key: EncodingKey,
-    alg: Algorithm,
-}
-
-fn mk_ca_params(name: &str) -> CertificateParams {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
-    params.not_before = date_time_ymd(2025, 1, 1);
-    params.not_after = date_time_ymd(2035, 1, 1);
-    params
-}
-
-/// A chain whose leaf has `leaf_alg`'s key type and is valid from `from` to `until`
-/// (year, month, day).
-fn mk_chain(
-    leaf_alg: &'static rcgen::SignatureAlgorithm,
-    from: (i32, u8, u8),
-    until: (i32, u8, u8),
-) -> Chain {
-    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let root_params = mk_ca_params("fidomesh test MDS root");
-    let root = root_params.self_signed(&root_key).unwrap();
-    let root_issuer = Issuer::new(root_params, root_key);
-
-    let int_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let mut int_params = mk_ca_params("fidomesh test MDS intermediate");
-    int_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    let intermediate = int_params.signed_by(&int_key, &root_issuer).unwrap();
-    let int_issuer = Issuer::new(int_params, int_key);
-
-    let leaf_key = KeyPair::generate_for(leaf_alg).unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["mds.example.test".to_string()]).unwrap();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "mds.example.test");
-    leaf_params.is_ca = IsCa::NoCa;
-    leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    // Like the real MDS signer: a TLS certificate.
-    leaf_params.extended_key_usages = vec![
-        ExtendedKeyUsagePurpose::ServerAuth,
-        ExtendedKeyUsagePurpose::ClientAuth,
-    ];
-    leaf_params.not_before = date_time_ymd(from.0, from.1, from.2);
-    leaf_params.not_after = date_time_ymd(until.0, until.1, until.2);
-    let leaf = leaf_params.signed_by(&leaf_key, &int_issuer).unwrap();
-
-    let pem = leaf_key.serialize_pem();
-    let (leaf_key, alg) = if leaf_alg == &rcgen::PKCS_RSA_SHA256 {
-        (
-            EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-            Algorithm::RS256,
-        )
-    } else if leaf_alg == &rcgen::PKCS_ED25519 {
-        (
-            EncodingKey::from_ed_pem(pem.as_bytes()).unwrap(),
-            Algorithm::EdDSA,
-        )
-    } else {
-        (
-            EncodingKey::from_ec_pem(pem.as_bytes()).unwrap(),
-            Algorithm::ES256,
-        )
-    };
-    Chain {
-        root_pem: root.pem(),
-        intermediate: intermediate.der().to_vec(),
-        leaf: leaf.der().to_vec(),
-        leaf_key,
-        alg,
-    }
-}
-
 fn es_chain() -> &'static Chain {
     static CHAIN: OnceLock<Chain> = OnceLock::new();
     CHAIN.get_or_init(|| mk_chain(&rcgen::PKCS_ECDSA_P256_SHA256, (2026, 1, 1), (2027, 1, 1)))
@@ -131,26 +49,6 @@ fn es_chain() -> &'static Chain {
 
 fn mk_roots(chain: &Chain) -> MdsRoots {
     MdsRoots::from_pems([chain.root_pem.as_str()]).unwrap()
-}
-
-fn mk_header(chain: &Chain) -> Value {
-    json!({
-        "alg": format!("{:?}", chain.alg),
-        "typ": "JWT",
-        "x5c": [STANDARD.encode(&chain.leaf), STANDARD.encode(&chain.intermediate)],
-    })
-}
-
-/// A BLOB with this header and payload, signed by the chain's leaf key.
-fn mk_blob_with(chain: &Chain, header: &Value, payload: &str) -> String {
-    let message = format!("{}.{}", B64.encode(header.to_string()), B64.encode(payload));
-    let signature =
-        jsonwebtoken::crypto::sign(message.as_bytes(), &chain.leaf_key, chain.alg).unwrap();
-    format!("{message}.{signature}")
-}
-
-fn mk_blob(chain: &Chain, payload: &str) -> String {
-    mk_blob_with(chain, &mk_header(chain), payload)
 }
 
 fn mk_payload(changes: Value) -> String {
