@@ -296,6 +296,40 @@ fn key_of(v: &Value) -> (String, String, String) {
     (s("/kind"), s("/metadata/namespace"), s("/metadata/name"))
 }
 
+/// The resources of `base` without those whose `(kind, namespace, name)` is in `drop`.
+fn without(
+    base: &Resources,
+    drop: &std::collections::HashSet<(String, String, String)>,
+) -> Resources {
+    let keep = |kind: &str, meta: &kube::core::ObjectMeta| {
+        !drop.contains(&(
+            kind.to_string(),
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        ))
+    };
+    Resources {
+        authenticators: base
+            .authenticators
+            .iter()
+            .filter(|a| keep("Authenticator", &a.metadata))
+            .cloned()
+            .collect(),
+        roles: base
+            .roles
+            .iter()
+            .filter(|r| keep("MeshRole", &r.metadata))
+            .cloned()
+            .collect(),
+        bindings: base
+            .bindings
+            .iter()
+            .filter(|b| keep("MeshRoleBinding", &b.metadata))
+            .cloned()
+            .collect(),
+    }
+}
+
 /// The resources of `snapshot` with `docs` applied on top (same kind and name replaces).
 fn overlay(docs: &[Value], snapshot: &Snapshot) -> Result<Resources, DryRunError> {
     let mut incoming = Loaded::default();
@@ -310,34 +344,7 @@ fn overlay(docs: &[Value], snapshot: &Snapshot) -> Result<Resources, DryRunError
     }
     let replaced: std::collections::HashSet<(String, String, String)> =
         docs.iter().map(key_of).collect();
-    let base = &snapshot.resources;
-    let keep = |kind: &str, meta: &kube::core::ObjectMeta| {
-        !replaced.contains(&(
-            kind.to_string(),
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        ))
-    };
-    let mut res = Resources {
-        authenticators: base
-            .authenticators
-            .iter()
-            .filter(|a| keep("Authenticator", &a.metadata))
-            .cloned()
-            .collect(),
-        roles: base
-            .roles
-            .iter()
-            .filter(|r| keep("MeshRole", &r.metadata))
-            .cloned()
-            .collect(),
-        bindings: base
-            .bindings
-            .iter()
-            .filter(|b| keep("MeshRoleBinding", &b.metadata))
-            .cloned()
-            .collect(),
-    };
+    let mut res = without(&snapshot.resources, &replaced);
     res.authenticators.extend(incoming.resources.authenticators);
     res.roles.extend(incoming.resources.roles);
     res.bindings.extend(incoming.resources.bindings);
@@ -349,35 +356,8 @@ fn removal_changes(
     snapshot: &Snapshot,
     now: Timestamp,
 ) -> Result<LinkerdChanges, DryRunError> {
-    let gone = key_of(object);
-    let base = &snapshot.resources;
-    let keep = |kind: &str, meta: &kube::core::ObjectMeta| {
-        (
-            kind.to_string(),
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
-        ) != gone
-    };
-    let after = Resources {
-        authenticators: base
-            .authenticators
-            .iter()
-            .filter(|a| keep("Authenticator", &a.metadata))
-            .cloned()
-            .collect(),
-        roles: base
-            .roles
-            .iter()
-            .filter(|r| keep("MeshRole", &r.metadata))
-            .cloned()
-            .collect(),
-        bindings: base
-            .bindings
-            .iter()
-            .filter(|b| keep("MeshRoleBinding", &b.metadata))
-            .cloned()
-            .collect(),
-    };
+    let gone = std::collections::HashSet::from([key_of(object)]);
+    let after = without(&snapshot.resources, &gone);
     Ok(diff(snapshot, &after, now))
 }
 

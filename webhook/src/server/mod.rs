@@ -972,32 +972,41 @@ fn review_json(
     }
 }
 
+/// What the admission handlers do before deciding: read the review, answer bad input, check
+/// readiness. `Err` is the early answer.
+async fn admit(
+    state: &AppState,
+    endpoint: &'static str,
+    body: &[u8],
+    started: Instant,
+) -> Result<(Box<review::Review>, Arc<Live>), Result<HttpResponse, ApiError>> {
+    let elapsed = || started.elapsed().as_secs_f64();
+    let review = match review::parse(body) {
+        Ok(Parsed::Review(r)) => r,
+        Ok(Parsed::Unreadable { uid, reason }) => {
+            log_invalid(state, endpoint, &uid, &reason, started).await;
+            state.metrics.request(endpoint, "invalid", elapsed());
+            return Err(Ok(review_json(&review::invalid(&uid, &reason))));
+        }
+        Err(e) => {
+            state.metrics.request(endpoint, "bad-request", elapsed());
+            return Err(Err(e.into()));
+        }
+    };
+    match state.live.load_full() {
+        Some(live) => Ok((review, live)),
+        None => {
+            state.metrics.request(endpoint, "error", elapsed());
+            Err(Err(ApiError::NotReady))
+        }
+    }
+}
+
 async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let parsed = match review::parse(&body) {
-        Ok(p) => p,
-        Err(e) => {
-            state
-                .metrics
-                .request("validate", "bad-request", started.elapsed().as_secs_f64());
-            return Err(e.into());
-        }
-    };
-    let review = match parsed {
-        Parsed::Review(r) => r,
-        Parsed::Unreadable { uid, reason } => {
-            log_invalid(&state, "validate", &uid, &reason, started).await;
-            state
-                .metrics
-                .request("validate", "invalid", started.elapsed().as_secs_f64());
-            return Ok(review_json(&review::invalid(&uid, &reason)));
-        }
-    };
-    let Some(live) = state.live.load_full() else {
-        state
-            .metrics
-            .request("validate", "error", started.elapsed().as_secs_f64());
-        return Err(ApiError::NotReady);
+    let (review, live) = match admit(&state, "validate", &body, started).await {
+        Ok(admitted) => admitted,
+        Err(early) => return early,
     };
     let r = &review.request;
     let span = tracing::info_span!(
@@ -1076,30 +1085,9 @@ async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
 
 async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let parsed = match review::parse(&body) {
-        Ok(p) => p,
-        Err(e) => {
-            state
-                .metrics
-                .request("mutate", "bad-request", started.elapsed().as_secs_f64());
-            return Err(e.into());
-        }
-    };
-    let review = match parsed {
-        Parsed::Review(r) => r,
-        Parsed::Unreadable { uid, reason } => {
-            log_invalid(&state, "mutate", &uid, &reason, started).await;
-            state
-                .metrics
-                .request("mutate", "invalid", started.elapsed().as_secs_f64());
-            return Ok(review_json(&review::invalid(&uid, &reason)));
-        }
-    };
-    let Some(live) = state.live.load_full() else {
-        state
-            .metrics
-            .request("mutate", "error", started.elapsed().as_secs_f64());
-        return Err(ApiError::NotReady);
+    let (review, live) = match admit(&state, "mutate", &body, started).await {
+        Ok(admitted) => admitted,
+        Err(early) => return early,
     };
     let r = &review.request;
     let span = tracing::info_span!(
