@@ -45,8 +45,6 @@ pub struct Snapshot {
     pub translation: Arc<Translation>,
     /// Registered keys by fingerprint.
     pub keys: Arc<HashMap<Fingerprint, KeyRecord>>,
-    /// Registered keys by canonical credential ID.
-    pub credentials: Arc<HashMap<String, Fingerprint>>,
     /// When the instant-dependent facts change next (a key expires or becomes valid, or enters
     /// the expiry-warning window).
     pub next_refresh: Option<Timestamp>,
@@ -71,7 +69,6 @@ impl Snapshot {
         let warning = jiff::SignedDuration::try_from(settings.expiry_warning)
             .unwrap_or(jiff::SignedDuration::MAX);
         let mut keys = HashMap::with_capacity(index.by_fingerprint.len());
-        let mut credentials = HashMap::with_capacity(index.by_fingerprint.len());
         let mut next_warning: Option<Timestamp> = None;
         for (fp, k) in &index.by_fingerprint {
             let spec = &k.resource.spec;
@@ -87,7 +84,6 @@ impl Snapshot {
                     active: is_active,
                 },
             );
-            credentials.insert(k.credential.as_str().to_string(), fp.clone());
             if is_active {
                 let warn_from = k.not_after.checked_sub(warning).unwrap_or(Timestamp::MIN);
                 if at < warn_from && next_warning.is_none_or(|t| warn_from < t) {
@@ -105,7 +101,6 @@ impl Snapshot {
             resources,
             translation: Arc::new(translation),
             keys: Arc::new(keys),
-            credentials: Arc::new(credentials),
             next_refresh,
             settings,
             mds,
