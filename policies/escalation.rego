@@ -8,29 +8,26 @@ package fidomesh.admission
 
 import rego.v1
 
-escalation_rule_applies if {
-	policy_changing
-	not is_admin
-	not is_controller
-}
+# "<namespace>/<role>" of the binding's roleRef ("" when absent); roleRef
+# names a MeshRole in the binding's own namespace.
+bound_roles contains concat("/", [namespace, new_role_name]) if input.request.operation in {"CREATE", "UPDATE"}
 
-# "<namespace>/<role>" of a binding object; roleRef names a MeshRole in the
-# binding's own namespace.
-binding_role(o) := concat("/", [namespace, get_str(o, ["spec", "roleRef", "name"])])
+bound_roles contains concat("/", [namespace, old_role_name]) if input.request.operation == "UPDATE"
+
+new_role_name := n if {
+	n := input.request.object.spec.roleRef.name
+	is_string(n)
+} else := ""
+
+old_role_name := n if {
+	n := input.request.oldObject.spec.roleRef.name
+	is_string(n)
+} else := ""
 
 holds_role(role) if {
 	key_active
-	get_obj(held_roles, fingerprint)[role] == true
-}
-
-bound_roles contains role if {
-	operation in {"CREATE", "UPDATE"}
-	role := binding_role(new_object)
-}
-
-bound_roles contains role if {
-	operation == "UPDATE"
-	role := binding_role(old_object)
+	held := data.fidomesh.heldRoles[input.requester.authenticator.fingerprint]
+	held[role] == true
 }
 
 deny contains {
@@ -41,10 +38,12 @@ deny contains {
 		" needs an active authenticator that holds it, or an admin group",
 	]),
 } if {
-	escalation_rule_applies
-	is_fidomesh_kind("MeshRoleBinding")
+	input.request.kind.group == "fidomesh.io"
+	input.request.kind.kind == "MeshRoleBinding"
 	some role in bound_roles
 	not holds_role(role)
+	not is_admin
+	not is_controller
 }
 
 deny contains {
@@ -54,7 +53,9 @@ deny contains {
 		": only an admin group may create or change roles",
 	]),
 } if {
-	escalation_rule_applies
-	is_fidomesh_kind("MeshRole")
-	operation in {"CREATE", "UPDATE"}
+	input.request.kind.group == "fidomesh.io"
+	input.request.kind.kind == "MeshRole"
+	input.request.operation in {"CREATE", "UPDATE"}
+	not is_admin
+	not is_controller
 }

@@ -9,38 +9,98 @@ package fidomesh.admission
 
 import rego.v1
 
-key_rule_applies if {
-	policy_changing
+# --- scope: the resources the key guards --------------------------------------
+
+deny contains denial if {
+	input.request.operation != "CONNECT"
 	key_guarded
+	some denial in key_denials
+}
+
+key_guarded if {
+	input.request.kind.group == "fidomesh.io"
+} else if {
+	# Linkerd policy objects: what decides who may talk to whom in the mesh.
+	input.request.kind.group == "policy.linkerd.io"
+	input.request.kind.kind in {
+		"AuthorizationPolicy",
+		"MeshTLSAuthentication",
+		"NetworkAuthentication",
+		"Server",
+		"ServerAuthorization",
+		"HTTPRoute",
+		"EgressNetwork",
+		"HTTPLocalRateLimitPolicy",
+	}
+	is_protected_namespace
+} else if {
+	# Linkerd also reads Gateway API routes as policy targets.
+	input.request.kind.group == "gateway.networking.k8s.io"
+	input.request.kind.kind in {"HTTPRoute", "GRPCRoute"}
+	is_protected_namespace
+}
+
+# --- the requirement -----------------------------------------------------------
+
+# DESIGN §5, bootstrapping: registering a key is the one change the key itself
+# vouches for. The key need not be registered yet.
+key_requirement_met if {
+	input.request.operation == "CREATE"
+	input.request.kind.kind == "Authenticator"
+	input.request.kind.group == "fidomesh.io"
+	amr := input.requester.authenticator.amr
+	is_array(amr)
+	"hwk" in amr
+	registers_own_credential
+} else if {
+	# a hardware-backed, registered, active key, held by the requester
+	input.requester.authenticator.hardwareBacked == true
+	key_active
+	object.get(input.requester.authenticator, "holderMatches", true) != false
+}
+
+# (in the scope above)
+key_denials contains {
+	"code": "hardware-key-required",
+	"msg": concat("", [
+		input.request.operation, " ", subject_ref,
+		" needs a hardware-backed, registered, active FIDO2 authenticator: ",
+		key_failure_text,
+	]),
+} if {
+	input.request.operation in {"CREATE", "UPDATE", "DELETE"}
+	not key_requirement_met
 	not is_controller
 	not is_kube_cleanup
 }
 
-amr_has_hwk if "hwk" in amr
-
-# DESIGN §5, bootstrapping: registering a key is the one change the key itself
-# vouches for. The key need not be registered yet.
-bootstrap_registration if {
-	operation == "CREATE"
-	is_fidomesh_kind("Authenticator")
-	amr_has_hwk
-	credential_id != ""
-	credential_id == get_str(spec, "credentialId")
-	username != ""
-	username == get_str(spec, "holder")
+key_denials contains {
+	"code": "authentication-stale",
+	"msg": concat("", [
+		input.request.operation, " ", subject_ref,
+		" needs a fresh authentication: authenticate again with the hardware key",
+	]),
+} if {
+	not input.requester.authenticator.fresh == true
+	input.request.operation in {"CREATE", "UPDATE", "DELETE"}
+	has_authenticator
+	not is_controller
+	not is_kube_cleanup
 }
 
-holder_mismatch if object.get(authenticator, "holderMatches", true) == false
+# --- why (for the message) -----------------------------------------------------
 
-hardware_key_proven if {
-	is_true(authenticator, "hardwareBacked")
-	key_active
-	not holder_mismatch
+amr_has_hwk if {
+	amr := input.requester.authenticator.amr
+	is_array(amr)
+	"hwk" in amr
 }
 
-key_requirement_met if bootstrap_registration
+key_registered if input.requester.authenticator.registered == true
 
-key_requirement_met if hardware_key_proven
+key_hardware_backed if input.requester.authenticator.hardwareBacked == true
+
+holder_mismatch if input.requester.authenticator.holderMatches == false
 
 # [priority, reason]: the reasons are listed most fundamental first
 key_failure_reasons contains [1, "no FIDO2 credential was presented"] if not has_authenticator
@@ -52,24 +112,21 @@ key_failure_reasons contains [2, "the authentication did not use a hardware key 
 
 key_failure_reasons contains [3, "the credential is not a registered Authenticator"] if {
 	has_authenticator
-	not is_true(authenticator, "registered")
+	not key_registered
 }
 
 key_failure_reasons contains [4, "the Authenticator is not active (not yet valid, expired or revoked)"] if {
-	has_authenticator
-	is_true(authenticator, "registered")
+	key_registered
 	not key_active
 }
 
 key_failure_reasons contains [5, "the credential is not hardware-backed (attestation none, or a synced passkey)"] if {
-	has_authenticator
-	is_true(authenticator, "registered")
-	not is_true(authenticator, "hardwareBacked")
+	key_registered
+	not key_hardware_backed
 }
 
 key_failure_reasons contains [6, "the Authenticator is registered to another holder"] if {
-	has_authenticator
-	is_true(authenticator, "registered")
+	key_registered
 	holder_mismatch
 }
 
@@ -77,39 +134,19 @@ key_failure_text := concat("; ", [reason[1] | some reason in sort(key_failure_re
 
 key_failure_text := "no hardware-backed, registered, active authenticator" if count(key_failure_reasons) == 0
 
-deny contains {
-	"code": "hardware-key-required",
-	"msg": concat("", [
-		operation, " ", subject_ref,
-		" needs a hardware-backed, registered, active FIDO2 authenticator: ",
-		key_failure_text,
-	]),
-} if {
-	key_rule_applies
-	not key_requirement_met
-}
-
-deny contains {
-	"code": "authentication-stale",
-	"msg": concat("", [
-		operation, " ", subject_ref,
-		" needs a fresh authentication: authenticate again with the hardware key",
-	]),
-} if {
-	key_rule_applies
-	has_authenticator
-	not is_true(authenticator, "fresh")
-}
+# --- expiry warning ------------------------------------------------------------
 
 warn contains {
 	"code": "key-expiring-soon",
 	"msg": concat("", [
-		"the authenticator ", fingerprint,
+		"the authenticator ", fp,
 		" used for this request expires soon: register its successor",
 	]),
 } if {
-	policy_changing
+	fp := input.requester.authenticator.fingerprint
+	data.fidomesh.expiring[fp] == true
+	is_string(fp)
+	fp != ""
+	input.request.operation in {"CREATE", "UPDATE", "DELETE"}
 	key_guarded
-	fingerprint != ""
-	expiring_keys[fingerprint] == true
 }

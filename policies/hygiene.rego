@@ -8,114 +8,265 @@ package fidomesh.admission
 
 import rego.v1
 
-hygiene_applies if {
-	is_fidomesh_kind("Authenticator")
-	operation in {"CREATE", "UPDATE"}
-}
-
-new_credential_id := get_str(new_spec, "credentialId")
-
-new_aaguid := get_str(new_spec, "aaguid")
-
-mds_entry := get_obj(mds, new_aaguid)
-
-hygiene_problem(msg) := {
+deny contains {
 	"code": "authenticator-hygiene",
-	"msg": concat("", ["Authenticator ", subject_name, ": ", msg]),
+	"msg": concat("", ["Authenticator ", subject_name, ": ", problem]),
+} if {
+	input.request.kind.group == "fidomesh.io"
+	input.request.kind.kind == "Authenticator"
+	input.request.operation in {"CREATE", "UPDATE"}
+	not hygiene_clean
+	some problem in hygiene_problems
 }
+
+# The usual well-formed Authenticator in one rule body, so that the checks
+# below (one rule body each) run only when something may be wrong. It
+# proves that none of them holds; when it fails they decide.
+hygiene_clean if {
+	spec := input.request.object.spec
+	settings := data.fidomesh.settings
+
+	# credentialId: see credential_id_well_formed
+	c := spec.credentialId
+	is_string(c)
+	trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+	n := count(c)
+	n >= 22
+	n <= 1364
+	last_characters := ["-_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "", "AQgw", "AEIMQUYcgkosw048"]
+	contains(last_characters[n % 4], substring(c, n - 1, 1))
+
+	# not registered yet
+	not data.fidomesh.credentials[c]
+
+	# aaguid: see aaguid_well_formed
+	a := spec.aaguid
+	is_string(a)
+	strings.replace_n({"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0", "a": "0", "b": "0", "c": "0", "d": "0", "e": "0", "f": "0"}, a) == "00000000-0000-0000-0000-000000000000"
+
+	# no allow-list, and a model not revoked
+	settings.allowedAaguids == {}
+	entry := data.fidomesh.mds[a]
+	entry.revoked == false
+	status := entry.status
+	is_string(status)
+	upper(status) != "REVOKED"
+
+	# device-bound
+	spec.attestation.backupEligible == false
+
+	# notBefore and notAfter in the usual form (see valid_timestamp and
+	# usual_timestamp; here both at once, the fields split apart), and a
+	# positive span within the maximum key age
+	not_before := spec.notBefore
+	not_after := spec.notAfter
+	is_string(not_before)
+	is_string(not_after)
+	both := concat("/", [not_before, not_after])
+	strings.replace_n({"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0"}, both) == "0000-00-00T00:00:00Z/0000-00-00T00:00:00Z"
+	f := split(strings.replace_n({"-": "/", "T": "/", ":": "/", "Z": ""}, both), "/")
+	f[0] >= "1970"
+	f[0] <= "2261"
+	f[1] >= "01"
+	f[1] <= "12"
+	f[2] >= "01"
+	f[2] <= "28"
+	f[3] <= "23"
+	f[4] <= "59"
+	f[5] <= "59"
+	f[6] >= "1970"
+	f[6] <= "2261"
+	f[7] >= "01"
+	f[7] <= "12"
+	f[8] >= "01"
+	f[8] <= "28"
+	f[9] <= "23"
+	f[10] <= "59"
+	f[11] <= "59"
+	span := time.parse_rfc3339_ns(not_after) - time.parse_rfc3339_ns(not_before)
+	span > 0
+	max_age := settings.maxKeyAgeSeconds
+	is_number(max_age)
+	max_age > 0
+	span <= max_age * 1000000000
+}
+
+# spec.aaguid, "" when absent (for messages and the allow-list)
+new_aaguid := a if {
+	a := input.request.object.spec.aaguid
+	is_string(a)
+} else := ""
 
 # --- well-formed IDs --------------------------------------------------------
 
-# Unpadded base64url of 16..1023 bytes: 22..1364 characters, never 1 modulo 4,
-# and canonical (the unused low bits of the last character are zero).
-# (RE2, OPA's regex engine, refuses repeat counts above 1000: the upper bound
-# is a count, which is exact once the pattern has proved the value ASCII.)
-credential_id_length_pattern := `^[A-Za-z0-9_-]{22,}$`
-
-credential_id_max_length := 1364
-
-credential_id_canonical_pattern := `^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$`
-
-well_formed_credential_id(c) if {
-	regex.match(credential_id_length_pattern, c)
-	count(c) <= credential_id_max_length
-	regex.match(credential_id_canonical_pattern, c)
+hygiene_problems contains "spec.credentialId must be the canonical, unpadded base64url encoding of 16 to 1023 bytes" if {
+	not credential_id_well_formed
 }
 
-aaguid_pattern := `^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`
-
-well_formed_aaguid(a) if regex.match(aaguid_pattern, a)
-
-deny contains problem if {
-	hygiene_applies
-	not well_formed_credential_id(new_credential_id)
-	problem := hygiene_problem("spec.credentialId must be the canonical, unpadded base64url encoding of 16 to 1023 bytes")
+# Unpadded base64url of 16..1023 bytes: 22..1364 characters of the URL-safe
+# alphabet, never 1 modulo 4, and canonical: the unused low bits of the last
+# character are zero (after 2 characters of a group only A, Q, g or w may end
+# it; after 3 only every fourth character of the alphabet).
+credential_id_well_formed if {
+	c := input.request.object.spec.credentialId
+	is_string(c)
+	trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == ""
+	n := count(c) # exact: ASCII only, proven just above
+	n >= 22
+	n <= 1364
+	last_characters := ["-_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", "", "AQgw", "AEIMQUYcgkosw048"]
+	contains(last_characters[n % 4], substring(c, n - 1, 1))
 }
 
-deny contains problem if {
-	hygiene_applies
-	not well_formed_aaguid(new_aaguid)
-	problem := hygiene_problem("spec.aaguid must be a lowercase UUID")
+hygiene_problems contains "spec.aaguid must be a lowercase UUID" if not aaguid_well_formed
+
+# 8-4-4-4-12 lowercase hex digits (every one of them becomes a 0)
+aaguid_well_formed if {
+	a := input.request.object.spec.aaguid
+	is_string(a)
+	strings.replace_n(hex_digits_to_zero, a) == "00000000-0000-0000-0000-000000000000"
+}
+
+digits_to_zero := {"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0"}
+
+hex_digits_to_zero := {
+	"1": "0", "2": "0", "3": "0", "4": "0", "5": "0", "6": "0", "7": "0", "8": "0", "9": "0",
+	"a": "0", "b": "0", "c": "0", "d": "0", "e": "0", "f": "0",
 }
 
 # --- one Authenticator per credential ----------------------------------------
 
-deny contains problem if {
-	hygiene_applies
-	new_credential_id != ""
-	fp := credentials[new_credential_id]
+hygiene_problems contains concat("", ["the credential is already registered as Authenticator ", quote(name)]) if {
+	c := input.request.object.spec.credentialId
+	fp := data.fidomesh.credentials[c]
+	is_string(c)
+	c != ""
 	is_string(fp)
-	get_str(get_obj(authenticators, fp), "name") != subject_name
-	problem := hygiene_problem(concat("", [
-		"the credential is already registered as Authenticator ",
-		quote(get_str(get_obj(authenticators, fp), "name")),
-	]))
+	name := registered_name(fp)
+	name != subject_name
 }
+
+registered_name(fp) := n if {
+	n := data.fidomesh.authenticators[fp].name
+	is_string(n)
+} else := ""
 
 # --- authenticator model ----------------------------------------------------
 
-aaguid_allowed if allowed_aaguids[new_aaguid] == true
-
-deny contains problem if {
-	hygiene_applies
-	count(allowed_aaguids) > 0
-	not aaguid_allowed
-	problem := hygiene_problem(concat("", [
-		"authenticator model ", new_aaguid,
-		" is not in the allowed AAGUIDs of the settings",
-	]))
+hygiene_problems contains concat("", ["authenticator model ", new_aaguid, " is not in the allowed AAGUIDs of the settings"]) if {
+	allowed := data.fidomesh.settings.allowedAaguids
+	is_object(allowed)
+	count(allowed) > 0
+	not allowed[new_aaguid] == true
 }
 
-aaguid_revoked if is_true(mds_entry, "revoked")
+hygiene_problems contains concat("", [
+	"authenticator model ", a, " (",
+	string_field(entry, "description"),
+	") is revoked by the FIDO metadata service",
+]) if {
+	a := input.request.object.spec.aaguid
+	entry := data.fidomesh.mds[a]
+	entry.revoked == true
+	is_string(a)
+	a != ""
+}
 
-aaguid_revoked if upper(get_str(mds_entry, "status")) == "REVOKED"
-
-deny contains problem if {
-	hygiene_applies
-	new_aaguid != ""
-	aaguid_revoked
-	problem := hygiene_problem(concat("", [
-		"authenticator model ", new_aaguid, " (",
-		get_str(mds_entry, "description"),
-		") is revoked by the FIDO metadata service",
-	]))
+hygiene_problems contains concat("", [
+	"authenticator model ", a, " (",
+	string_field(entry, "description"),
+	") is revoked by the FIDO metadata service",
+]) if {
+	a := input.request.object.spec.aaguid
+	entry := data.fidomesh.mds[a]
+	status := entry.status
+	is_string(status)
+	upper(status) == "REVOKED"
+	is_string(a)
+	a != ""
 }
 
 # --- device-bound -----------------------------------------------------------
 
-deny contains problem if {
-	hygiene_applies
-	is_true(new_spec, ["attestation", "backupEligible"])
+hygiene_problems contains "the credential is backup-eligible (a synced passkey) and the settings require device-bound keys" if {
+	input.request.object.spec.attestation.backupEligible == true
 	not synced_passkeys_allowed
-	problem := hygiene_problem("the credential is backup-eligible (a synced passkey) and the settings require device-bound keys")
 }
 
+synced_passkeys_allowed if data.fidomesh.settings.allowSyncedPasskeys == true
+
 # --- validity span ----------------------------------------------------------
+
+hygiene_problems contains "spec.notBefore must be an RFC 3339 time such as 2027-03-01T00:00:00Z" if {
+	input.request.object.spec.notBefore != null
+	not not_before_valid
+}
+
+hygiene_problems contains "spec.notAfter must be an RFC 3339 time such as 2027-03-01T00:00:00Z" if {
+	input.request.object.spec.notAfter != null
+	not not_after_valid
+}
+
+not_before_valid if valid_timestamp(input.request.object.spec.notBefore)
+
+not_after_valid if valid_timestamp(input.request.object.spec.notAfter)
+
+validity_span_ns := span if {
+	not_before_valid
+	not_after_valid
+	span := time.parse_rfc3339_ns(input.request.object.spec.notAfter) - time.parse_rfc3339_ns(input.request.object.spec.notBefore)
+}
+
+hygiene_problems contains "spec.notAfter must be later than spec.notBefore" if validity_span_ns <= 0
+
+hygiene_problems contains "the validity span from spec.notBefore to spec.notAfter exceeds the maximum key age of the settings" if {
+	validity_span_ns > max_key_age_seconds * 1000000000
+}
+
+# maxKeyAgeSeconds; DESIGN's default (180 days) when absent or not a positive number
+max_key_age_seconds := n if {
+	n := data.fidomesh.settings.maxKeyAgeSeconds
+	is_number(n)
+	n > 0
+} else := 15552000
 
 # RFC 3339 as both engines parse it alike: upper-case T and Z, years 1970 to
 # 2261 (nanoseconds since the epoch fit 64 bits), real calendar days. A value
 # outside this is refused here instead of being handed to
 # time.parse_rfc3339_ns, which fails differently in OPA and regorus.
+#
+# The usual form (2027-03-01T00:00:00Z, days up to the 28th) is checked
+# without a regex, which costs ten times a builtin call in regorus: every
+# digit becomes 0 to check the shape, then each field is compared as a string.
+valid_timestamp(t) if {
+	is_string(t)
+	strings.replace_n(digits_to_zero, t) == "0000-00-00T00:00:00Z"
+	usual_timestamp(t)
+} else if {
+	# anything else: fractions, offsets, the 29th to the 31st, and every
+	# malformed value
+	is_string(t)
+	regex.match(rfc3339_pattern, t)
+	day_fits_month(t)
+}
+
+# t, of the form 0000-00-00T00:00:00Z (ASCII digits for the zeros), is a
+# time of 1970 to 2261 on the 1st to the 28th of a month
+usual_timestamp(t) if {
+	date := substring(t, 0, 10)
+	date >= "1970-01-01"
+	date <= "2261-12-31"
+	month := substring(t, 5, 2)
+	month >= "01"
+	month <= "12"
+	day := substring(t, 8, 2)
+	day >= "01"
+	day <= "28"
+	substring(t, 11, 2) <= "23"
+	substring(t, 14, 1) <= "5"
+	substring(t, 17, 1) <= "5"
+}
+
 rfc3339_pattern := `^(19[7-9][0-9]|2[01][0-9][0-9]|22[0-5][0-9]|226[01])-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`
 
 multiples_of_four := {
@@ -153,54 +304,22 @@ day_fits_month(t) if {
 	leap_year(substring(t, 0, 4))
 }
 
-valid_timestamp(t) if {
-	is_string(t)
-	regex.match(rfc3339_pattern, t)
-	day_fits_month(t)
-}
-
-timestamp_fields := {"notBefore", "notAfter"}
-
-deny contains problem if {
-	hygiene_applies
-	some field in timestamp_fields
-	value := object.get(new_spec, field, null)
-	value != null
-	not valid_timestamp(value)
-	problem := hygiene_problem(concat("", [
-		"spec.", field, " must be an RFC 3339 time such as 2027-03-01T00:00:00Z",
-	]))
-}
-
-validity_span_ns := span if {
-	not_before := object.get(new_spec, "notBefore", null)
-	not_after := object.get(new_spec, "notAfter", null)
-	valid_timestamp(not_before)
-	valid_timestamp(not_after)
-	span := time.parse_rfc3339_ns(not_after) - time.parse_rfc3339_ns(not_before)
-}
-
-deny contains problem if {
-	hygiene_applies
-	validity_span_ns <= 0
-	problem := hygiene_problem("spec.notAfter must be later than spec.notBefore")
-}
-
-deny contains problem if {
-	hygiene_applies
-	validity_span_ns > max_key_age_seconds * 1000000000
-	problem := hygiene_problem("the validity span from spec.notBefore to spec.notAfter exceeds the maximum key age of the settings")
-}
-
 # --- warnings ---------------------------------------------------------------
 
 # certificationLevel: "L1", "L1plus", "L2", ... or the MDS status name
 # ("FIDO_CERTIFIED_L2"); case does not matter.
-certification_levels_l2_or_better := {"L2", "L2PLUS", "L3", "L3PLUS"}
-
-certification_level := trim_prefix(upper(get_str(mds_entry, "certificationLevel")), "FIDO_CERTIFIED_")
-
-certified_l2_or_better if certification_level in certification_levels_l2_or_better
+aaguid_certified if {
+	# as the webhook writes it
+	a := input.request.object.spec.aaguid
+	data.fidomesh.mds[a].certificationLevel in {"L2", "L2plus", "L3", "L3plus"}
+	is_string(a)
+} else if {
+	a := input.request.object.spec.aaguid
+	level := data.fidomesh.mds[a].certificationLevel
+	is_string(level)
+	trim_prefix(upper(level), "FIDO_CERTIFIED_") in {"L2", "L2PLUS", "L3", "L3PLUS"}
+	is_string(a)
+}
 
 warn contains {
 	"code": "aaguid-low-certification",
@@ -209,10 +328,11 @@ warn contains {
 		" is not FIDO certified at level L2 or higher",
 	]),
 } if {
-	is_fidomesh_kind("Authenticator")
-	operation == "CREATE"
-	well_formed_aaguid(new_aaguid)
-	not certified_l2_or_better
+	input.request.operation == "CREATE"
+	input.request.kind.kind == "Authenticator"
+	input.request.kind.group == "fidomesh.io"
+	not aaguid_certified
+	aaguid_well_formed
 }
 
 warn contains {
@@ -222,7 +342,8 @@ warn contains {
 		": attestation format none proves no hardware; this key will not count as hardware-backed",
 	]),
 } if {
-	is_fidomesh_kind("Authenticator")
-	operation == "CREATE"
-	get_str(new_spec, ["attestation", "format"]) == "none"
+	input.request.object.spec.attestation.format == "none"
+	input.request.operation == "CREATE"
+	input.request.kind.kind == "Authenticator"
+	input.request.kind.group == "fidomesh.io"
 }

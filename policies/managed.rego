@@ -9,7 +9,15 @@ package fidomesh.admission
 
 import rego.v1
 
-deny contains {
+deny contains managed_object_denial if {
+	input.request.object.metadata.labels["app.kubernetes.io/managed-by"] == "fidomesh"
+}
+
+deny contains managed_object_denial if {
+	input.request.oldObject.metadata.labels["app.kubernetes.io/managed-by"] == "fidomesh"
+}
+
+managed_object_denial := {
 	"code": "managed-objects",
 	"msg": concat("", [
 		subject_ref,
@@ -18,8 +26,12 @@ deny contains {
 		": change the MeshRole or MeshRoleBinding it comes from instead",
 	]),
 } if {
-	policy_changing
-	is_managed_object
+	input.request.operation in {"CREATE", "UPDATE", "DELETE"}
 	not is_controller
 	not is_kube_cleanup
 }
+
+controller_identity := s if {
+	s := data.fidomesh.settings.controllerIdentity
+	is_string(s)
+} else := ""

@@ -8,84 +8,103 @@ package fidomesh.admission
 
 import rego.v1
 
-registration_rule_applies if {
-	policy_changing
-	is_fidomesh_kind("Authenticator")
-	not is_admin
-	not is_controller
-	not is_kube_cleanup
+deny contains denial if {
+	input.request.kind.group == "fidomesh.io"
+	input.request.kind.kind == "Authenticator"
+	input.request.operation != "CONNECT"
+	some denial in registration_denials
 }
 
-new_spec := get_obj(new_object, "spec")
+registration_exempt if is_admin
 
-old_spec := get_obj(old_object, "spec")
+registration_exempt if is_controller
 
-registers_own_credential if {
-	username != ""
-	username == get_str(new_spec, "holder")
-	credential_id != ""
-	credential_id == get_str(new_spec, "credentialId")
-}
+registration_exempt if is_kube_cleanup
 
-deny contains {
+# spec.holder and spec.credentialId of the new and the stored Authenticator, "" when absent
+new_holder := s if {
+	s := input.request.object.spec.holder
+	is_string(s)
+} else := ""
+
+old_holder := s if {
+	s := input.request.oldObject.spec.holder
+	is_string(s)
+} else := ""
+
+new_credential_id := s if {
+	s := input.request.object.spec.credentialId
+	is_string(s)
+} else := ""
+
+old_credential_id := s if {
+	s := input.request.oldObject.spec.credentialId
+	is_string(s)
+} else := ""
+
+registration_denials contains {
 	"code": "self-registration-only",
 	"msg": concat("", [
 		"Authenticator ", subject_name,
-		" may be created only by its holder ", quote(get_str(new_spec, "holder")),
+		" may be created only by its holder ", quote(new_holder),
 		" authenticating with that very credential, or by an admin",
 	]),
 } if {
-	registration_rule_applies
-	operation == "CREATE"
+	input.request.operation == "CREATE"
 	not registers_own_credential
+	not registration_exempt
 }
 
 # UPDATE: the requester holds the key before and after the change
-deny contains {
+registration_denials contains {
 	"code": "self-registration-only",
 	"msg": concat("", [
 		"Authenticator ", subject_name,
-		" may be changed only by its holder ", quote(get_str(old_spec, "holder")),
+		" may be changed only by its holder ", quote(old_holder),
 		" or by an admin",
 	]),
 } if {
-	registration_rule_applies
-	operation == "UPDATE"
+	input.request.operation == "UPDATE"
 	not updates_own_authenticator
+	not registration_exempt
 }
 
 updates_own_authenticator if {
-	username != ""
-	username == get_str(old_spec, "holder")
-	username == get_str(new_spec, "holder")
+	u := input.requester.username
+	u == input.request.oldObject.spec.holder
+	u == input.request.object.spec.holder
+	is_string(u)
+	u != ""
 }
 
-deny contains {
+registration_denials contains {
 	"code": "self-registration-only",
 	"msg": concat("", [
 		"Authenticator ", subject_name,
 		": the credential ID of a registered key cannot change; register a new Authenticator",
 	]),
 } if {
-	registration_rule_applies
-	operation == "UPDATE"
-	get_str(new_spec, "credentialId") != get_str(old_spec, "credentialId")
+	input.request.operation == "UPDATE"
+	new_credential_id != old_credential_id
+	not registration_exempt
 }
 
-deny contains {
+registration_denials contains {
 	"code": "self-registration-only",
 	"msg": concat("", [
 		"Authenticator ", subject_name,
-		" may be deleted only by its holder ", quote(get_str(old_spec, "holder")),
+		" may be deleted only by its holder ", quote(old_holder),
 		" or by an admin",
 	]),
 } if {
-	registration_rule_applies
-	operation == "DELETE"
+	input.request.operation == "DELETE"
 	not deletes_own_authenticator
+	not registration_exempt
 }
 
 deletes_own_authenticator if {
-	username != ""
-	username == get_str(old_spec, "holder")
+	u := input.requester.username
+	u == input.request.oldObject.spec.holder
+	is_string(u)
+	u != ""
 }

@@ -10,25 +10,86 @@ package fidomesh.admission
 
 import rego.v1
 
-# group -> kind -> path of the pod spec inside the object
-pod_spec_paths := {
-	"": {
-		"Pod": ["spec"],
-		"ReplicationController": ["spec", "template", "spec"],
-	},
-	"apps": {
-		"Deployment": ["spec", "template", "spec"],
-		"StatefulSet": ["spec", "template", "spec"],
-		"DaemonSet": ["spec", "template", "spec"],
-		"ReplicaSet": ["spec", "template", "spec"],
-	},
-	"batch": {
-		"Job": ["spec", "template", "spec"],
-		"CronJob": ["spec", "jobTemplate", "spec", "template", "spec"],
-	},
+deny contains {
+	"code": "session-identity-guard",
+	"msg": concat("", [
+		subject_ref, " runs as ServiceAccount ", session_account,
+		", the session identity of a registered authenticator; only its holder may create or change it",
+	]),
+} if {
+	input.request.kind.kind in {
+		"Pod", "ReplicationController", "Deployment", "StatefulSet",
+		"DaemonSet", "ReplicaSet", "Job", "CronJob",
+	}
+	input.request.operation in {"CREATE", "UPDATE"}
+	pod_spec_path
+	object.get(input.request, "subResource", "") != "status"
+	count(session_holders) > 0
+	not session_holder_asks
+	not is_controller
+	not is_kube_workload_controller
 }
 
-kube_workload_controllers := {
+# the path of the pod spec inside the object, for the kinds that have one
+pod_spec_path := ["spec"] if {
+	input.request.kind.kind == "Pod"
+	request_group == ""
+} else := ["spec", "template", "spec"] if {
+	input.request.kind.kind in {"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"}
+	request_group == "apps"
+} else := ["spec", "template", "spec"] if {
+	input.request.kind.kind == "ReplicationController"
+	request_group == ""
+} else := ["spec", "template", "spec"] if {
+	input.request.kind.kind == "Job"
+	request_group == "batch"
+} else := ["spec", "jobTemplate", "spec", "template", "spec"] if {
+	input.request.kind.kind == "CronJob"
+	request_group == "batch"
+}
+
+request_group := g if {
+	g := input.request.kind.group
+	is_string(g)
+} else := ""
+
+# the pod spec, {} when absent
+pod_spec := s if {
+	o := input.request.object
+	is_object(o)
+	s := object.get(o, pod_spec_path, {})
+	is_object(s)
+} else := {}
+
+# the effective ServiceAccount: serviceAccountName, else the deprecated
+# serviceAccount, else "default"
+pod_service_account := n if {
+	n := pod_spec.serviceAccountName
+	is_string(n)
+	n != ""
+} else := n if {
+	n := pod_spec.serviceAccount
+	is_string(n)
+	n != ""
+} else := "default"
+
+session_account := concat("/", [namespace, pod_service_account])
+
+# fingerprint -> holder, for the Authenticators whose session identity this is
+session_holders := h if {
+	h := data.fidomesh.serviceAccounts[session_account]
+	is_object(h)
+} else := {}
+
+session_holder_asks if {
+	u := input.requester.username
+	is_string(u)
+	u != ""
+	some holder in session_holders
+	holder == u
+}
+
+is_kube_workload_controller if input.requester.username in {
 	"system:serviceaccount:kube-system:deployment-controller",
 	"system:serviceaccount:kube-system:replicaset-controller",
 	"system:serviceaccount:kube-system:statefulset-controller",
@@ -37,60 +98,4 @@ kube_workload_controllers := {
 	"system:serviceaccount:kube-system:cronjob-controller",
 	"system:serviceaccount:kube-system:replication-controller",
 	"system:kube-controller-manager",
-}
-
-pod_spec_path := p if {
-	p := object.get(object.get(pod_spec_paths, request_group, {}), request_kind, null)
-	is_array(p)
-}
-
-pod_spec := get_obj(new_object, pod_spec_path)
-
-# the effective ServiceAccount: serviceAccountName, else the deprecated
-# serviceAccount, else "default"
-pod_service_account := n if {
-	n := get_str(pod_spec, "serviceAccountName")
-	n != ""
-}
-
-pod_service_account := n if {
-	get_str(pod_spec, "serviceAccountName") == ""
-	n := get_str(pod_spec, "serviceAccount")
-	n != ""
-}
-
-pod_service_account := "default" if {
-	get_str(pod_spec, "serviceAccountName") == ""
-	get_str(pod_spec, "serviceAccount") == ""
-}
-
-session_account := concat("/", [namespace, pod_service_account])
-
-# fingerprint -> holder, for the Authenticators whose session identity this is
-session_holders := get_obj(service_accounts, session_account)
-
-session_holder_asks if {
-	username != ""
-	some holder in session_holders
-	holder == username
-}
-
-session_rule_applies if {
-	operation in {"CREATE", "UPDATE"}
-	sub_resource != "status"
-	pod_spec_path
-	count(session_holders) > 0
-	not is_controller
-	not username in kube_workload_controllers
-}
-
-deny contains {
-	"code": "session-identity-guard",
-	"msg": concat("", [
-		subject_ref, " runs as ServiceAccount ", session_account,
-		", the session identity of a registered authenticator; only its holder may create or change it",
-	]),
-} if {
-	session_rule_applies
-	not session_holder_asks
 }

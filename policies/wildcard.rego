@@ -9,49 +9,6 @@ package fidomesh.admission
 
 import rego.v1
 
-wildcard_rule_applies if {
-	operation in {"CREATE", "UPDATE"}
-	request_group == "policy.linkerd.io"
-	is_protected_namespace
-}
-
-wildcard_identity(id) if {
-	is_string(id)
-	contains(id, "*")
-}
-
-# MeshTLSAuthentication spec.identities
-wildcard_grants contains grant if {
-	request_kind == "MeshTLSAuthentication"
-	some id in get_arr(new_spec, "identities")
-	wildcard_identity(id)
-	grant := concat("", ["identity ", quote(id)])
-}
-
-# MeshTLSAuthentication spec.identityRefs of kind Namespace
-wildcard_grants contains grant if {
-	request_kind == "MeshTLSAuthentication"
-	some ref in get_arr(new_spec, "identityRefs")
-	lower(get_str(ref, "kind")) == "namespace"
-	grant := concat("", ["identityRef to the whole namespace ", quote(get_str(ref, "name"))])
-}
-
-# MeshTLSAuthentication spec.identityRefs of kind ServiceAccount named "*"
-wildcard_grants contains "identityRef to every ServiceAccount (name \"*\")" if {
-	request_kind == "MeshTLSAuthentication"
-	some ref in get_arr(new_spec, "identityRefs")
-	lower(get_str(ref, "kind")) == "serviceaccount"
-	contains(get_str(ref, "name"), "*")
-}
-
-# legacy ServerAuthorization spec.client.meshTLS.identities
-wildcard_grants contains grant if {
-	request_kind == "ServerAuthorization"
-	some id in get_arr(new_spec, ["client", "meshTLS", "identities"])
-	wildcard_identity(id)
-	grant := concat("", ["client identity ", quote(id)])
-}
-
 deny contains {
 	"code": "no-wildcard-identities",
 	"msg": concat("", [
@@ -60,6 +17,54 @@ deny contains {
 		": name the ServiceAccounts instead",
 	]),
 } if {
-	wildcard_rule_applies
+	input.request.kind.group == "policy.linkerd.io"
+	input.request.kind.kind in {"MeshTLSAuthentication", "ServerAuthorization"}
+	input.request.operation in {"CREATE", "UPDATE"}
+	is_protected_namespace
 	some grant in wildcard_grants
+}
+
+# MeshTLSAuthentication spec.identities
+wildcard_grants contains concat("", ["identity ", quote(id)]) if {
+	input.request.kind.kind == "MeshTLSAuthentication"
+	ids := input.request.object.spec.identities
+	is_array(ids)
+	some id in ids
+	is_string(id)
+	contains(id, "*")
+}
+
+# MeshTLSAuthentication spec.identityRefs of kind Namespace
+wildcard_grants contains concat("", ["identityRef to the whole namespace ", quote(string_field(ref, "name"))]) if {
+	input.request.kind.kind == "MeshTLSAuthentication"
+	refs := input.request.object.spec.identityRefs
+	is_array(refs)
+	some ref in refs
+	kind := ref.kind
+	is_string(kind)
+	lower(kind) == "namespace"
+}
+
+# MeshTLSAuthentication spec.identityRefs of kind ServiceAccount named "*"
+wildcard_grants contains "identityRef to every ServiceAccount (name \"*\")" if {
+	input.request.kind.kind == "MeshTLSAuthentication"
+	refs := input.request.object.spec.identityRefs
+	is_array(refs)
+	some ref in refs
+	kind := ref.kind
+	is_string(kind)
+	lower(kind) == "serviceaccount"
+	name := ref.name
+	is_string(name)
+	contains(name, "*")
+}
+
+# legacy ServerAuthorization spec.client.meshTLS.identities
+wildcard_grants contains concat("", ["client identity ", quote(id)]) if {
+	input.request.kind.kind == "ServerAuthorization"
+	ids := input.request.object.spec.client.meshTLS.identities
+	is_array(ids)
+	some id in ids
+	is_string(id)
+	contains(id, "*")
 }
