@@ -85,7 +85,6 @@ macro_rules! app {
         test::init_service(
             App::new()
                 .app_data(web::Data::from($f.state.clone()))
-                .app_data(web::PayloadConfig::new(64 * 1024))
                 .configure(webhook_routes)
                 .configure(admin_routes),
         )
@@ -329,8 +328,9 @@ async fn rejects_bodies_over_the_limit_with_413() {
     let mut review = mk_review("allowed-binding");
     review["request"]["object"]["metadata"]["annotations"] =
         json!({"padding": "x".repeat(100 * 1024)});
-    let (status, _) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
+    let (status, v) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
     assert_eq!(status, 413);
+    assert_eq!(v["code"], "body-too-large", "{v}");
 }
 
 #[actix_web::test]

@@ -159,6 +159,12 @@ pub enum ApiError {
     /// A dry-run input cannot be used.
     #[error(transparent)]
     DryRun(#[from] crate::dryrun::DryRunError),
+    /// The body is larger than `--max-body-bytes`.
+    #[error("the body is larger than the limit of {0} bytes")]
+    TooLarge(usize),
+    /// The body could not be read from the connection.
+    #[error("the body could not be read: {0}")]
+    Payload(String),
     /// Something failed that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -169,6 +175,8 @@ impl ResponseError for ApiError {
         match self {
             Self::BadReview(_) | Self::DryRun(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Payload(_) => StatusCode::BAD_REQUEST,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -184,6 +192,8 @@ impl ResponseError for ApiError {
             Self::BadReview(_) => "bad-review",
             Self::DryRun(_) => "bad-input",
             Self::NotReady => "not-ready",
+            Self::TooLarge(_) => "body-too-large",
+            Self::Payload(_) => "bad-body",
             Self::Internal(_) => "internal",
         };
         response.json(serde_json::json!({
@@ -556,12 +566,10 @@ async fn run(args: ServeArgs, workers: usize) -> anyhow::Result<()> {
     spawn_watchers(state.clone())?;
     spawn_clock(state.clone());
 
-    let body_limit = args.max_body_bytes;
     let app_state = web::Data::from(state.clone());
     let webhook = actix_web::HttpServer::new(move || {
         actix_web::App::new()
             .app_data(app_state.clone())
-            .app_data(web::PayloadConfig::new(body_limit))
             .configure(webhook_routes)
     })
     .workers(workers)
@@ -972,6 +980,16 @@ fn review_json(
     }
 }
 
+/// Reads a request body up to the configured limit (413 beyond it, as JSON like every error).
+async fn read_body(state: &AppState, payload: web::Payload) -> Result<web::Bytes, ApiError> {
+    let limit = state.args.max_body_bytes;
+    match payload.to_bytes_limited(limit).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(e)) => Err(ApiError::Payload(e.to_string())),
+        Err(_) => Err(ApiError::TooLarge(limit)),
+    }
+}
+
 /// What the admission handlers do before deciding: read the review, answer bad input, check
 /// readiness. `Err` is the early answer.
 async fn admit(
@@ -1002,8 +1020,20 @@ async fn admit(
     }
 }
 
-async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn validate(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let body = match read_body(&state, payload).await {
+        Ok(b) => b,
+        Err(e) => {
+            state
+                .metrics
+                .request("validate", "bad-request", started.elapsed().as_secs_f64());
+            return Err(e);
+        }
+    };
     let (review, live) = match admit(&state, "validate", &body, started).await {
         Ok(admitted) => admitted,
         Err(early) => return early,
@@ -1083,8 +1113,20 @@ async fn validate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpRe
     .await
 }
 
-async fn mutate(state: web::Data<AppState>, body: web::Bytes) -> Result<HttpResponse, ApiError> {
+async fn mutate(
+    state: web::Data<AppState>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let body = match read_body(&state, payload).await {
+        Ok(b) => b,
+        Err(e) => {
+            state
+                .metrics
+                .request("mutate", "bad-request", started.elapsed().as_secs_f64());
+            return Err(e);
+        }
+    };
     let (review, live) = match admit(&state, "mutate", &body, started).await {
         Ok(admitted) => admitted,
         Err(early) => return early,
@@ -1174,9 +1216,10 @@ async fn dry_run(
     state: web::Data<AppState>,
     req: actix_web::HttpRequest,
     query: web::Query<DryRunQuery>,
-    body: web::Bytes,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
+    let body = read_body(&state, payload).await?;
     let Some(live) = state.live.load_full() else {
         return Err(ApiError::NotReady);
     };
