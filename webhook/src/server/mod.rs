@@ -995,11 +995,18 @@ async fn read_body(state: &AppState, payload: web::Payload) -> Result<web::Bytes
 async fn admit(
     state: &AppState,
     endpoint: &'static str,
-    body: &[u8],
+    payload: web::Payload,
     started: Instant,
 ) -> Result<(Box<review::Review>, Arc<Live>), Result<HttpResponse, ApiError>> {
     let elapsed = || started.elapsed().as_secs_f64();
-    let review = match review::parse(body) {
+    let body = match read_body(state, payload).await {
+        Ok(b) => b,
+        Err(e) => {
+            state.metrics.request(endpoint, "bad-request", elapsed());
+            return Err(Err(e));
+        }
+    };
+    let review = match review::parse(&body) {
         Ok(Parsed::Review(r)) => r,
         Ok(Parsed::Unreadable { uid, reason }) => {
             log_invalid(state, endpoint, &uid, &reason, started).await;
@@ -1025,16 +1032,7 @@ async fn validate(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let body = match read_body(&state, payload).await {
-        Ok(b) => b,
-        Err(e) => {
-            state
-                .metrics
-                .request("validate", "bad-request", started.elapsed().as_secs_f64());
-            return Err(e);
-        }
-    };
-    let (review, live) = match admit(&state, "validate", &body, started).await {
+    let (review, live) = match admit(&state, "validate", payload, started).await {
         Ok(admitted) => admitted,
         Err(early) => return early,
     };
@@ -1118,16 +1116,7 @@ async fn mutate(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let started = Instant::now();
-    let body = match read_body(&state, payload).await {
-        Ok(b) => b,
-        Err(e) => {
-            state
-                .metrics
-                .request("mutate", "bad-request", started.elapsed().as_secs_f64());
-            return Err(e);
-        }
-    };
-    let (review, live) = match admit(&state, "mutate", &body, started).await {
+    let (review, live) = match admit(&state, "mutate", payload, started).await {
         Ok(admitted) => admitted,
         Err(early) => return early,
     };
