@@ -172,7 +172,8 @@ pub fn read_settings(path: Option<&PathBuf>) -> anyhow::Result<Settings> {
     }
 }
 
-fn read_mds(path: Option<&PathBuf>) -> anyhow::Result<Mds> {
+/// Reads a decoded MDS3 payload, or no metadata when none is given.
+pub fn read_mds(path: Option<&PathBuf>) -> anyhow::Result<Mds> {
     match path {
         None => Ok(Mds::empty()),
         Some(p) => {

@@ -304,16 +304,7 @@ impl Prepared {
     pub fn evaluate(&self, input: regorus::Value) -> Result<Verdict, PolicyError> {
         let mut engine = self.engine.clone();
         engine.set_input(input);
-        let deny = engine
-            .eval_rule(DENY_RULE.to_string())
-            .map_err(|e| PolicyError::Eval(e.to_string()))?;
-        let warn = engine
-            .eval_rule(WARN_RULE.to_string())
-            .map_err(|e| PolicyError::Eval(e.to_string()))?;
-        Ok(Verdict {
-            deny: violations(DENY_RULE, &deny)?,
-            warn: violations(WARN_RULE, &warn)?,
-        })
+        verdict_of(&mut engine)
     }
 
     /// Evaluates with coverage gathering on; returns the verdict and the engine for its report.
@@ -328,17 +319,22 @@ impl Prepared {
             e
         });
         e.set_input(input);
-        let deny = e
-            .eval_rule(DENY_RULE.to_string())
-            .map_err(|e| PolicyError::Eval(e.to_string()))?;
-        let warn = e
-            .eval_rule(WARN_RULE.to_string())
-            .map_err(|e| PolicyError::Eval(e.to_string()))?;
-        Ok(Verdict {
-            deny: violations(DENY_RULE, &deny)?,
-            warn: violations(WARN_RULE, &warn)?,
-        })
+        verdict_of(e)
     }
+}
+
+// Both rules of one evaluation, on an engine whose input is set.
+fn verdict_of(engine: &mut regorus::Engine) -> Result<Verdict, PolicyError> {
+    let deny = engine
+        .eval_rule(DENY_RULE.to_string())
+        .map_err(|e| PolicyError::Eval(e.to_string()))?;
+    let warn = engine
+        .eval_rule(WARN_RULE.to_string())
+        .map_err(|e| PolicyError::Eval(e.to_string()))?;
+    Ok(Verdict {
+        deny: violations(DENY_RULE, &deny)?,
+        warn: violations(WARN_RULE, &warn)?,
+    })
 }
 
 fn violations(rule: &str, v: &regorus::Value) -> Result<Vec<Violation>, PolicyError> {

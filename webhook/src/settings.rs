@@ -110,8 +110,8 @@ impl Settings {
     }
 }
 
-/// Durations written as `180d`, `15m`, `1h 30m` (humantime syntax).
-mod human_duration {
+/// Durations written as `180d`, `15m`, `1h 30m` (humantime syntax), for serde `with`.
+pub(crate) mod human_duration {
     use super::*;
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

@@ -33,7 +33,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jiff::Timestamp;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::requester::Claims;
@@ -165,10 +165,10 @@ pub struct IssuerConfig {
     /// its own `alg` when the JWK names one).
     pub algorithms: Vec<TokenAlgorithm>,
     /// The oldest a token may be, counted from `iat`. Default `1h`.
-    #[serde(default = "default_max_age", with = "duration_text")]
+    #[serde(default = "default_max_age", with = "crate::settings::human_duration")]
     pub max_age: Duration,
     /// Clock skew tolerated on `exp`, `nbf` and `iat`. Default `30s`, at most `5m`.
-    #[serde(default = "default_leeway", with = "duration_text")]
+    #[serde(default = "default_leeway", with = "crate::settings::human_duration")]
     pub leeway: Duration,
     /// Claim names.
     #[serde(default)]
@@ -242,21 +242,6 @@ pub fn validate_issuers(issuers: &[IssuerConfig]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// Durations written as `1h`, `30s`, `1h 30m` (humantime syntax).
-mod duration_text {
-    use super::*;
-
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        let text = String::deserialize(d)?;
-        humantime::parse_duration(&text)
-            .map_err(|e| serde::de::Error::custom(format!("duration {text:?}: {e}")))
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

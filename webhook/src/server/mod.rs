@@ -450,10 +450,6 @@ impl AppState {
     }
 }
 
-fn read_settings(path: Option<&PathBuf>) -> anyhow::Result<Settings> {
-    crate::cli::read_settings(path)
-}
-
 /// Runs the webhook until the process is stopped.
 pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let workers = args
@@ -480,14 +476,8 @@ pub async fn build_state(mut args: ServeArgs, workers: usize) -> anyhow::Result<
             std::path::absolute(&*path).with_context(|| format!("resolving {}", path.display()))?;
     }
     let metrics = Arc::new(Metrics::new());
-    let settings = Arc::new(read_settings(args.settings.as_ref())?);
-    let mds = Arc::new(match &args.mds_payload {
-        Some(p) => Mds::from_payload_json(
-            &std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        )
-        .with_context(|| p.display().to_string())?,
-        None => Mds::empty(),
-    });
+    let settings = Arc::new(crate::cli::read_settings(args.settings.as_ref())?);
+    let mds = Arc::new(crate::cli::read_mds(args.mds_payload.as_ref())?);
     let log = DecisionLog::open(
         &args.decision_log,
         Rotation {
