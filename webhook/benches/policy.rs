@@ -4,9 +4,11 @@
 //! most rules: hygiene, registration, hardware key and the warnings).
 //!
 //! - `policy/uncached_decision`: `Prepared::evaluate` (clone of the prepared engine, input
-//!   conversion, `deny` and `warn`), as on a cache miss.
+//!   conversion from the request text as sent, `deny` and `warn`), as on a cache miss.
 //! - `policy/cached_decision`: `Decider::decide` with a warm `DecisionCache` (key computation over
-//!   the canonical input included), as on a cache hit.
+//!   the request as sent and the requester included), as on a cache hit.
+//! - `policy/cached_admission`: what admission does per review before the log and the answer:
+//!   read the AdmissionReview body, build the requester from `userInfo`, key, cache hit.
 //!
 //! On start it writes the same evaluation for OPA to `target/policy-bench/`: `data.json` (the
 //! whole data document: `policies/data.json` deep-merged with `{"fidomesh": <facts>}`),
@@ -27,11 +29,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use criterion::{Criterion, criterion_group, criterion_main};
 use fidomesh::data::Snapshot;
-use fidomesh::decide::{Decider, DecisionCache, evaluate_uncached, requester_value};
+use fidomesh::decide::{Decider, DecisionCache, Part, evaluate_uncached, requester_value};
 use fidomesh::mds::{Mds, ModelStatus};
 use fidomesh::model::*;
 use fidomesh::policy::{Bundle, deep_merge};
+use fidomesh::rawjson::RawObject;
 use fidomesh::requester::{Claims, ExtraKeys, Source, resolve};
+use fidomesh::review::{Parsed, parse};
 use fidomesh::settings::Settings;
 use fidomesh::translate::Resources;
 use jiff::Timestamp;
@@ -285,13 +289,15 @@ fn bench(c: &mut Criterion) {
         &settings,
         at,
     ));
-    let review_bytes = serde_json::to_vec(&json!({
+    let body = serde_json::to_vec(&json!({
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
         "request": request,
     }))
-    .unwrap()
-    .len();
+    .unwrap();
+    let review_bytes = body.len();
+    // The request as admission holds it: the text as sent, members located.
+    let raw = RawObject::from_value(&request).unwrap();
     eprintln!(
         "policy bench: review {review_bytes} bytes (AdmissionReview JSON), request {} bytes; \
          data from {AUTHENTICATORS} authenticators, {ROLES} roles, {BINDINGS} bindings ({} active)",
@@ -300,7 +306,7 @@ fn bench(c: &mut Criterion) {
     );
 
     // The decision must be the full allow path: every rule evaluated, nothing denied or warned.
-    let verdict = evaluate_uncached(&prepared, &request, &requester).unwrap();
+    let verdict = evaluate_uncached(&prepared, Part::Raw(&raw), Part::Value(&requester)).unwrap();
     assert!(
         verdict.deny.is_empty() && verdict.warn.is_empty(),
         "the benchmark review must be allowed without warnings: {verdict:?}"
@@ -335,17 +341,52 @@ fn bench(c: &mut Criterion) {
         generation: snapshot.generation,
     };
     let cache = DecisionCache::new(10_000, Duration::from_secs(3600)).unwrap();
-    let warm = decider.decide(&request, &requester, Some(&cache));
+    let (raw_part, requester_part) = (Part::Raw(&raw), Part::Value(&requester));
+    let warm = decider.decide(raw_part, requester_part, Some(&cache));
     assert!(!warm.cache_hit && warm.error.is_none());
-    assert!(decider.decide(&request, &requester, Some(&cache)).cache_hit);
+    assert!(
+        decider
+            .decide(raw_part, requester_part, Some(&cache))
+            .cache_hit
+    );
+    // What admission does for every review before the log and the answer: read the body, build
+    // the requester from userInfo, compute the key, look it up.
+    let admission = |body: &[u8]| {
+        let Ok(Parsed::Review(r)) = parse(body) else {
+            panic!("unreadable review")
+        };
+        let ui = &r.request.user_info;
+        let claims = Claims::from_user_info(
+            ui.username.as_deref(),
+            ui.groups.as_deref(),
+            ui.extra.as_ref(),
+            &ExtraKeys::default(),
+        );
+        let who = requester_value(&resolve(
+            claims,
+            Source::Userinfo,
+            &snapshot.keys,
+            &settings,
+            at,
+        ));
+        decider.decide(Part::Raw(&r.raw), Part::Value(&who), Some(&cache))
+    };
+    assert!(admission(&body).cache_hit);
 
     let mut group = c.benchmark_group("policy");
     group.bench_function("uncached_decision", |b| {
-        b.iter(|| evaluate_uncached(&prepared, black_box(&request), black_box(&requester)))
+        b.iter(|| evaluate_uncached(&prepared, black_box(raw_part), black_box(requester_part)))
     });
     group.bench_function("cached_decision", |b| {
         b.iter(|| {
-            let d = decider.decide(black_box(&request), black_box(&requester), Some(&cache));
+            let d = decider.decide(black_box(raw_part), black_box(requester_part), Some(&cache));
+            debug_assert!(d.cache_hit);
+            d
+        })
+    });
+    group.bench_function("cached_admission", |b| {
+        b.iter(|| {
+            let d = admission(black_box(&body));
             debug_assert!(d.cache_hit);
             d
         })

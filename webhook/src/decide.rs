@@ -2,18 +2,17 @@
 //! look the decision up in the cache, or evaluate the policies and remember the answer.
 //!
 //! The **decision cache** key covers everything a policy reads: the bundle digest, the data
-//! generation, and a digest of the canonical input with `request.uid` removed. The digest is BLAKE3
+//! generation, and a digest of every byte of the input but `request.uid`. The digest is BLAKE3
 //! keyed with a random per-process key, so a collision with a cached "allowed" cannot be crafted.
 //! Errors and timeouts are never cached.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
-use serde::ser::SerializeMap;
 use serde_json::Value;
 
 use crate::policy::{PolicyError, Prepared, Verdict};
+use crate::rawjson::RawObject;
 
 /// A cache key: 32 bytes of keyed BLAKE3.
 pub type CacheKey = [u8; 32];
@@ -80,26 +79,24 @@ impl DecisionCache {
         self.cache.invalidate_all();
     }
 
-    /// The key of a decision.
+    /// The key of a decision: the bundle digest, the data generation, and every byte of the input
+    /// except `request.uid`.
     pub fn key_for(
         &self,
         digest: &str,
         generation: u64,
-        request: &Value,
-        requester: &Value,
+        request: Part<'_>,
+        requester: Part<'_>,
     ) -> CacheKey {
         let mut h = blake3::Hasher::new_keyed(&self.key);
-        h.update(&(digest.len() as u64).to_le_bytes());
-        h.update(digest.as_bytes());
-        h.update(&generation.to_le_bytes());
-        // Canonical JSON: serde_json's map is ordered by key, so equal inputs hash equally. One
-        // buffer and one update: BLAKE3 is fast on large updates and slow on many tiny ones.
+        // One buffer and one update: BLAKE3 is fast on large updates and slow on many tiny ones.
         KEY_BUF.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            let _ = serde_json::to_writer(&mut *buf, &WithoutUid(request));
-            buf.extend_from_slice(b"\x00requester\x00");
-            let _ = serde_json::to_writer(&mut *buf, requester);
+            frame(&mut buf, digest.as_bytes());
+            buf.extend_from_slice(&generation.to_le_bytes());
+            request.frame_into(&mut buf, Some("uid"));
+            requester.frame_into(&mut buf, None);
             h.update(&buf);
             if buf.capacity() > 1 << 20 {
                 // Do not keep a huge buffer alive after one huge request.
@@ -114,24 +111,68 @@ thread_local! {
     static KEY_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// The request serialized without its top-level `uid`, without copying it.
-struct WithoutUid<'a>(&'a Value);
+/// One part of the policy input (`input.request` or `input.requester`), in the form the caller
+/// holds it.
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// Parsed JSON (dry runs of plain objects, policy test cases).
+    Value(&'a Value),
+    /// The text as sent, members located (admission).
+    Raw(&'a RawObject),
+}
 
-impl Serialize for WithoutUid<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Object(map) => {
-                let mut m = s.serialize_map(None)?;
-                for (k, v) in map {
-                    if k != "uid" {
-                        m.serialize_entry(k, v)?;
+impl Part<'_> {
+    /// Appends the part to a cache-key buffer: a tag, then every member (but `skip`) as a
+    /// length-prefixed name and a length-prefixed JSON value, then an end mark. Length prefixes
+    /// make the framing unambiguous, so equal buffers mean equal members, byte for byte. The two
+    /// forms never share entries (a value is re-serialized, raw text is as sent); each is
+    /// deterministic, which is all a cache key needs.
+    fn frame_into(&self, buf: &mut Vec<u8>, skip: Option<&str>) {
+        match self {
+            Part::Raw(raw) => {
+                buf.push(b'R');
+                for (name, value) in raw.members() {
+                    if Some(name) != skip {
+                        frame(buf, name.as_bytes());
+                        frame(buf, value.as_bytes());
                     }
                 }
-                m.end()
             }
-            other => other.serialize(s),
+            Part::Value(Value::Object(map)) => {
+                buf.push(b'O');
+                let mut scratch = Vec::new();
+                for (name, value) in map {
+                    if Some(name.as_str()) != skip {
+                        frame(buf, name.as_bytes());
+                        scratch.clear();
+                        let _ = serde_json::to_writer(&mut scratch, value);
+                        frame(buf, &scratch);
+                    }
+                }
+            }
+            Part::Value(other) => {
+                buf.push(b'V');
+                let mut scratch = Vec::new();
+                let _ = serde_json::to_writer(&mut scratch, other);
+                frame(buf, &scratch);
+            }
+        }
+        buf.extend_from_slice(&u64::MAX.to_le_bytes());
+    }
+
+    /// The part as a policy engine value.
+    fn to_rego(self) -> Result<regorus::Value, PolicyError> {
+        match self {
+            Part::Value(v) => Ok(regorus::Value::from(v.clone())),
+            Part::Raw(raw) => regorus::Value::from_json_str(raw.text())
+                .map_err(|e| PolicyError::Eval(format!("input cannot be read: {e}"))),
         }
     }
+}
+
+fn frame(buf: &mut Vec<u8>, bytes: &[u8]) {
+    buf.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    buf.extend_from_slice(bytes);
 }
 
 /// The requester as policy input (`input.requester`).
@@ -164,27 +205,22 @@ pub struct Decision {
 }
 
 impl Decider {
-    /// Builds the policy input.
-    pub fn input(request: &Value, requester: &Value) -> regorus::Value {
+    /// Builds the policy input `{request, requester}`.
+    pub fn input(request: Part<'_>, requester: Part<'_>) -> Result<regorus::Value, PolicyError> {
         let mut input = regorus::Value::new_object();
-        if let Ok(map) = input.as_object_mut() {
-            map.insert(
-                regorus::Value::from("request"),
-                regorus::Value::from(request.clone()),
-            );
-            map.insert(
-                regorus::Value::from("requester"),
-                regorus::Value::from(requester.clone()),
-            );
-        }
-        input
+        let map = input
+            .as_object_mut()
+            .map_err(|e| PolicyError::Eval(e.to_string()))?;
+        map.insert(regorus::Value::from("request"), request.to_rego()?);
+        map.insert(regorus::Value::from("requester"), requester.to_rego()?);
+        Ok(input)
     }
 
     /// Decides one request; consults and fills `cache` when one is given.
     pub fn decide(
         &self,
-        request: &Value,
-        requester: &Value,
+        request: Part<'_>,
+        requester: Part<'_>,
         cache: Option<&DecisionCache>,
     ) -> Decision {
         let digest = self.prepared.digest().to_string();
@@ -200,7 +236,7 @@ impl Decider {
                 error: None,
             };
         }
-        match self.prepared.evaluate(Self::input(request, requester)) {
+        match Self::input(request, requester).and_then(|input| self.prepared.evaluate(input)) {
             Ok(verdict) => {
                 let verdict = Arc::new(verdict);
                 if let Some((c, k)) = key {
@@ -228,8 +264,8 @@ impl Decider {
 /// Evaluates without a cache and returns the error rather than a fail-closed verdict.
 pub fn evaluate_uncached(
     prepared: &Prepared,
-    request: &Value,
-    requester: &Value,
+    request: Part<'_>,
+    requester: Part<'_>,
 ) -> Result<Verdict, PolicyError> {
-    prepared.evaluate(Decider::input(request, requester))
+    prepared.evaluate(Decider::input(request, requester)?)
 }

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::data::Snapshot;
-use crate::decide::{Decider, DecisionCache, requester_value};
+use crate::decide::{Decider, DecisionCache, Part, requester_value};
 use crate::linkerd::LinkerdObject;
 use crate::load::{Loaded, Origin};
 use crate::policy::Verdict;
@@ -182,16 +182,12 @@ pub fn run(
                 Parsed::Review(r) => r,
                 Parsed::Unreadable { reason, .. } => return Err(DryRunError::Unreadable(reason)),
             };
-            let object = review.raw.get("object").cloned().filter(|o| !o.is_null());
-            decide_object(
-                review.raw.clone(),
-                object,
-                requester,
-                snapshot,
-                decider,
-                cache,
-                now,
-            )
+            let request = review
+                .raw
+                .to_value()
+                .map_err(|e| DryRunError::Unreadable(e.to_string()))?;
+            let object = request.get("object").cloned().filter(|o| !o.is_null());
+            decide_object(request, object, requester, snapshot, decider, cache, now)
         }
         [single] => {
             if single.get("kind").is_none() {
@@ -245,7 +241,11 @@ fn decide_object(
     if let (Some(m), Some(map)) = (&mutated, decided_request.as_object_mut()) {
         map.insert("object".into(), m.clone());
     }
-    let decision = decider.decide(&decided_request, &requester_value(requester), cache);
+    let decision = decider.decide(
+        Part::Value(&decided_request),
+        Part::Value(&requester_value(requester)),
+        cache,
+    );
     let verdict: &Verdict = &decision.verdict;
     let mut fired: Vec<String> = verdict
         .deny

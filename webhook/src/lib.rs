@@ -11,7 +11,9 @@
 //! 3. **Facts**: the translation becomes the keyed `data.fidomesh` the policies read ([`data`]),
 //!    one generation at a time.
 //! 4. **Who is asking**: the [`requester`], from an AdmissionReview's `userInfo` ([`review`]) or
-//!    a verified bearer token ([`token`]), joined with the registered keys.
+//!    a verified bearer token ([`token`]), joined with the registered keys. An AdmissionReview's
+//!    request stays the text that was sent, its members located ([`rawjson`]): a cache hit reads
+//!    only the head, and the cache key hashes the bytes.
 //! 5. **Decide**: the Rego bundle ([`policy`]) evaluates `{request, requester}` behind a keyed
 //!    decision cache ([`decide`]); [`review`] turns the verdict (and the mutation) into the
 //!    AdmissionReview answer, [`dryrun`] into a dry-run answer, [`policytest`] into case results.
@@ -32,6 +34,7 @@ pub mod mds_blob;
 pub mod model;
 pub mod policy;
 pub mod policytest;
+pub mod rawjson;
 pub mod requester;
 pub mod review;
 pub mod settings;

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::decide::{Decider, DecisionCache};
+use crate::decide::{Decider, DecisionCache, Part};
 use crate::policy::{Bundle, PolicyError, deep_merge};
 
 /// Why cases could not be run.
@@ -193,7 +193,11 @@ impl Suite {
                             prepared: std::sync::Arc::new(prepared),
                             generation: i as u64,
                         };
-                        let d = decider.decide(&case.input.request, &case.input.requester, cache);
+                        let d = decider.decide(
+                            Part::Value(&case.input.request),
+                            Part::Value(&case.input.requester),
+                            cache,
+                        );
                         result.error = d.error;
                         result.deny = d
                             .verdict
@@ -222,7 +226,10 @@ impl Suite {
         for case in &self.cases {
             let prepared = bundle.with_data(self.case_data(case))?;
             let mut engine = None;
-            let input = Decider::input(&case.input.request, &case.input.requester);
+            let input = Decider::input(
+                Part::Value(&case.input.request),
+                Part::Value(&case.input.requester),
+            )?;
             prepared.evaluate_with_coverage(input, &mut engine)?;
             if let Some(e) = engine {
                 let report = e

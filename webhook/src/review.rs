@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 use crate::model::{CredentialId, GROUP, canonical_aaguid};
 use crate::policy::Verdict;
+use crate::rawjson::{RawError, RawObject};
 use crate::requester::Requester;
 use crate::settings::Settings;
 
@@ -42,8 +43,8 @@ pub enum ReviewError {
 }
 
 /// The typed fields of an AdmissionRequest that fidomesh reads. The objects stay in
-/// [`Review::raw`]: typing them would copy every field of every object on the hot path, so they
-/// are checked in place instead (see [`parse_value`]).
+/// [`Review::raw`] as sent: typing them would copy every field of every object on the hot path,
+/// so they are checked in place instead (see [`parse`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RequestHead {
@@ -71,11 +72,39 @@ pub struct RequestHead {
     pub dry_run: bool,
 }
 
+impl RequestHead {
+    // Member by member, from the located request: the objects are never walked here.
+    fn read(raw: &RawObject) -> Result<Self, String> {
+        Ok(Self {
+            uid: required(raw, "uid")?,
+            kind: required(raw, "kind")?,
+            resource: required(raw, "resource")?,
+            sub_resource: optional::<Option<String>>(raw, "subResource")?.flatten(),
+            name: optional(raw, "name")?.unwrap_or_default(),
+            namespace: optional::<Option<String>>(raw, "namespace")?.flatten(),
+            operation: required(raw, "operation")?,
+            user_info: required(raw, "userInfo")?,
+            dry_run: optional(raw, "dryRun")?.unwrap_or_default(),
+        })
+    }
+}
+
+fn optional<T: serde::de::DeserializeOwned>(
+    raw: &RawObject,
+    name: &str,
+) -> Result<Option<T>, String> {
+    raw.member(name).map_err(|e| format!("{name}: {e}"))
+}
+
+fn required<T: serde::de::DeserializeOwned>(raw: &RawObject, name: &str) -> Result<T, String> {
+    optional(raw, name)?.ok_or_else(|| format!("missing field `{name}`"))
+}
+
 /// A readable review.
 #[derive(Debug, Clone)]
 pub struct Review {
-    /// The request exactly as sent (the policy input's `request`).
-    pub raw: Value,
+    /// The request exactly as sent (the policy input's `request`), members located.
+    pub raw: RawObject,
     /// Its typed head.
     pub request: RequestHead,
 }
@@ -94,44 +123,53 @@ pub enum Parsed {
     },
 }
 
-/// Reads an AdmissionReview body.
-pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
-    parse_value(value)
+/// The envelope, with the request left as text.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(rename = "apiVersion", default)]
+    api_version: Option<String>,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(borrow, default)]
+    request: Option<&'a serde_json::value::RawValue>,
 }
 
-/// Reads an AdmissionReview already parsed as JSON.
-pub fn parse_value(mut value: Value) -> Result<Parsed, ReviewError> {
-    let obj = value
-        .as_object_mut()
-        .ok_or_else(|| ReviewError::NotReview("not a JSON object".into()))?;
-    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or_default();
-    let api_version = obj
-        .get("apiVersion")
-        .and_then(Value::as_str)
-        .unwrap_or_default();
+/// Reads an AdmissionReview body.
+pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ReviewError::NotReview(e.to_string()),
+        _ => ReviewError::NotJson(e.to_string()),
+    })?;
+    let kind = envelope.kind.unwrap_or_default();
+    let api_version = envelope.api_version.unwrap_or_default();
     if kind != "AdmissionReview" || api_version != REVIEW_API_VERSION {
         return Err(ReviewError::NotReview(format!(
             "apiVersion {api_version:?}, kind {kind:?}"
         )));
     }
-    let raw = match obj.remove("request") {
-        Some(r @ Value::Object(_)) => r,
+    let raw = match envelope.request.map(|r| RawObject::parse(r.get())) {
+        Some(Ok(raw)) => raw,
+        Some(Err(RawError::Duplicate(name))) => {
+            return Ok(Parsed::Unreadable {
+                uid: String::new(),
+                reason: format!("request cannot be read: member {name:?} appears twice"),
+            });
+        }
         _ => return Err(ReviewError::NotReview("no request".into())),
     };
     let uid = raw
-        .get("uid")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_string();
+        .member::<Value>("uid")
+        .ok()
+        .flatten()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
     if uid.is_empty() {
         return Ok(Parsed::Unreadable {
             uid,
             reason: "request.uid is missing".into(),
         });
     }
-    let request = match RequestHead::deserialize(&raw) {
+    let request = match RequestHead::read(&raw) {
         Ok(r) => r,
         Err(e) => {
             return Ok(Parsed::Unreadable {
@@ -151,25 +189,32 @@ pub fn parse_value(mut value: Value) -> Result<Parsed, ReviewError> {
     Ok(Parsed::Review(Box::new(Review { raw, request })))
 }
 
+/// Reads an AdmissionReview already parsed as JSON.
+pub fn parse_value(value: Value) -> Result<Parsed, ReviewError> {
+    let body = serde_json::to_vec(&value).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    parse(&body)
+}
+
 // What a Kubernetes object must be for fidomesh to read it: absent/null, or a JSON object whose
 // apiVersion and kind are strings and whose metadata is ObjectMeta.
-fn check_object(object: Option<&Value>) -> Result<(), String> {
-    match object {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Object(map)) => {
-            for key in ["apiVersion", "kind"] {
-                if map.get(key).is_some_and(|v| !v.is_string()) {
-                    return Err(format!("{key} is not a string"));
-                }
-            }
-            match map.get("metadata") {
-                None => Ok(()),
-                Some(m) => ObjectMeta::deserialize(m)
-                    .map(|_| ())
-                    .map_err(|e| format!("metadata: {e}")),
-            }
+fn check_object(object: Option<&str>) -> Result<(), String> {
+    let Some(text) = object.filter(|t| *t != "null") else {
+        return Ok(());
+    };
+    let object = RawObject::parse(text).map_err(|e| match e {
+        RawError::NotObject => "not a JSON object".to_string(),
+        other => other.to_string(),
+    })?;
+    for key in ["apiVersion", "kind"] {
+        if object.get(key).is_some_and(|v| !v.starts_with('"')) {
+            return Err(format!("{key} is not a string"));
         }
-        Some(_) => Err("not a JSON object".into()),
+    }
+    match object.get("metadata") {
+        None => Ok(()),
+        Some(m) => serde_json::from_str::<ObjectMeta>(m)
+            .map(|_| ())
+            .map_err(|e| format!("metadata: {e}")),
     }
 }
 

@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fidomesh::data::Snapshot;
-use fidomesh::decide::{Decider, DecisionCache, evaluate_uncached, requester_value};
+use fidomesh::decide::{Decider, DecisionCache, Part, evaluate_uncached, requester_value};
 use fidomesh::load::load_paths;
 use fidomesh::mds::Mds;
 use fidomesh::policy::{Bundle, BundleSource};
+use fidomesh::rawjson::RawObject;
 use fidomesh::requester::{Claims, ExtraKeys, Source, resolve};
 use fidomesh::review::{Parsed, parse};
 use fidomesh::settings::Settings;
@@ -70,7 +71,7 @@ fn corpus() -> Vec<Value> {
     out
 }
 
-fn readable(review: &Value) -> Option<(Value, Value)> {
+fn readable(review: &Value) -> Option<(RawObject, Value)> {
     let Ok(Parsed::Review(r)) = parse(&serde_json::to_vec(review).unwrap()) else {
         return None;
     };
@@ -111,18 +112,40 @@ fn cached_decisions_equal_fresh_ones_over_the_corpus() {
         let Some((request, requester)) = readable(&review) else {
             continue;
         };
-        let fresh = evaluate_uncached(&decider.prepared, &request, &requester).unwrap();
-        let miss = decider.decide(&request, &requester, Some(&cache));
-        let hit = decider.decide(&request, &requester, Some(&cache));
+        let (raw, who) = (Part::Raw(&request), Part::Value(&requester));
+        let fresh = evaluate_uncached(&decider.prepared, raw, who).unwrap();
+        let miss = decider.decide(raw, who, Some(&cache));
+        let hit = decider.decide(raw, who, Some(&cache));
         assert!(!miss.cache_hit && hit.cache_hit);
         assert_eq!(*miss.verdict, fresh);
         assert_eq!(*hit.verdict, fresh);
+        // The parsed form (dry runs, policy tests) decides the same, through its own entries.
+        let parsed = request.to_value().unwrap();
+        let by_value = decider.decide(Part::Value(&parsed), who, Some(&cache));
+        assert!(!by_value.cache_hit);
+        assert_eq!(*by_value.verdict, fresh);
+        assert!(
+            decider
+                .decide(Part::Value(&parsed), who, Some(&cache))
+                .cache_hit
+        );
         // The uid is not part of the key: a retry of the same review is a hit.
-        let mut retried = request.clone();
-        retried["uid"] = Value::String("another-uid".into());
-        let again = decider.decide(&retried, &requester, Some(&cache));
+        let mut retried = review.clone();
+        retried["request"]["uid"] = Value::String("another-uid".into());
+        let (retried, _) = readable(&retried).unwrap();
+        let again = decider.decide(Part::Raw(&retried), who, Some(&cache));
         assert!(again.cache_hit);
         assert_eq!(*again.verdict, fresh);
+        // Anything else is: the same review for another object is decided afresh.
+        let mut other = review.clone();
+        other["request"]["name"] = Value::String("another-name".into());
+        let (other, _) = readable(&other).unwrap();
+        let renamed = decider.decide(Part::Raw(&other), who, Some(&cache));
+        assert!(!renamed.cache_hit);
+        assert_eq!(
+            *renamed.verdict,
+            evaluate_uncached(&decider.prepared, Part::Raw(&other), who).unwrap()
+        );
         compared += 1;
         denied += usize::from(!fresh.allowed());
     }
@@ -149,7 +172,7 @@ fn a_new_data_generation_never_serves_an_old_decision() {
         generation: 1,
     };
     assert!(
-        old.decide(&request, &requester, Some(&cache))
+        old.decide(Part::Raw(&request), Part::Value(&requester), Some(&cache))
             .verdict
             .allowed()
     );
@@ -161,7 +184,7 @@ fn a_new_data_generation_never_serves_an_old_decision() {
         prepared: Arc::new(bundle.with_data(data).unwrap()),
         generation: 2,
     };
-    let d = new.decide(&request, &requester, Some(&cache));
+    let d = new.decide(Part::Raw(&request), Part::Value(&requester), Some(&cache));
     assert!(!d.cache_hit);
     assert_eq!(d.verdict.deny_codes(), vec!["no-escalation"]);
 }
@@ -183,7 +206,7 @@ fn a_new_bundle_digest_never_serves_an_old_decision() {
         generation: 1,
     };
     assert!(
-        d.decide(&request, &requester, Some(&cache))
+        d.decide(Part::Raw(&request), Part::Value(&requester), Some(&cache))
             .verdict
             .allowed()
     );
@@ -198,7 +221,7 @@ fn a_new_bundle_digest_never_serves_an_old_decision() {
         prepared: Arc::new(frozen.with_data(snapshot.data()).unwrap()),
         generation: 1,
     };
-    let decision = d.decide(&request, &requester, Some(&cache));
+    let decision = d.decide(Part::Raw(&request), Part::Value(&requester), Some(&cache));
     assert!(!decision.cache_hit);
     assert_eq!(decision.verdict.deny_codes(), vec!["change-freeze"]);
 }
@@ -220,9 +243,10 @@ fn evaluation_errors_deny_and_are_never_cached() {
     let cache = DecisionCache::new(10, Duration::from_secs(60)).unwrap();
     let request =
         serde_json::json!({"uid": "u", "kind": {"kind": "Boom"}, "nope": {"deeper": "x"}});
-    let first = d.decide(&request, &serde_json::json!({}), Some(&cache));
+    let nobody = serde_json::json!({});
+    let first = d.decide(Part::Value(&request), Part::Value(&nobody), Some(&cache));
     assert_eq!(first.verdict.deny_codes(), vec!["policy-error"]);
     assert!(first.error.is_some());
-    let second = d.decide(&request, &serde_json::json!({}), Some(&cache));
+    let second = d.decide(Part::Value(&request), Part::Value(&nobody), Some(&cache));
     assert!(!second.cache_hit, "an error must not be cached");
 }

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument as _, error, info, warn};
 
 use crate::data::Snapshot;
-use crate::decide::{Decider, DecisionCache, requester_value};
+use crate::decide::{Decider, DecisionCache, Part, requester_value};
 use crate::mds::Mds;
 use crate::policy::{Bundle, Verdict, Violation};
 use crate::requester::{Claims, ExtraKeys, Source};
@@ -785,8 +785,8 @@ struct Decided {
 async fn decide(
     state: &AppState,
     live: &Arc<Live>,
-    request: &serde_json::Value,
-    requester: &serde_json::Value,
+    request: Part<'_>,
+    requester: Part<'_>,
 ) -> Decided {
     let decider = &live.decider;
     let digest = decider.prepared.digest().to_string();
@@ -813,11 +813,21 @@ async fn decide(
             warn: Vec::new(),
         })
     };
+    let input = match Decider::input(request, requester) {
+        Ok(input) => input,
+        Err(e) => {
+            return Decided {
+                verdict: fail(format!("{e}; denied to fail closed")),
+                cache_hit: false,
+                digest,
+                generation: decider.generation,
+            };
+        }
+    };
     let verdict = match state.permits.clone().acquire_owned().await {
         Err(_) => fail("the policy engine is shutting down; denied to fail closed".into()),
         Ok(permit) => {
             let prepared = decider.prepared.clone();
-            let input = Decider::input(request, requester);
             let started = Instant::now();
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
@@ -1041,7 +1051,13 @@ async fn validate(
     async move {
         let requester = requester_for(&state, &live, &review);
         let requester_json = requester_value(&requester);
-        let decided = decide(&state, &live, &review.raw, &requester_json).await;
+        let decided = decide(
+            &state,
+            &live,
+            Part::Raw(&review.raw),
+            Part::Value(&requester_json),
+        )
+        .await;
         let decision_id = uuid::Uuid::now_v7().to_string();
         let mut record = record_for("validate", &review, &requester, &decision_id, started);
         record.allowed = decided.verdict.allowed();
@@ -1123,8 +1139,17 @@ async fn mutate(
     async move {
         let requester = requester_for(&state, &live, &review);
         let decision_id = uuid::Uuid::now_v7().to_string();
-        let patch = review::mutate(&review.raw, &requester, &live.snapshot.settings, &decision_id)
-            .and_then(|m| review::patch_for(&review.raw, &m));
+        // Mutation edits the object, so it reads the whole request (fidomesh resources only).
+        let raw = if review::is_fidomesh(&review.request) {
+            review
+                .raw
+                .to_value()
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+        } else {
+            serde_json::Value::Null
+        };
+        let patch = review::mutate(&raw, &requester, &live.snapshot.settings, &decision_id)
+            .and_then(|m| review::patch_for(&raw, &m));
         let ops = patch.as_ref().map_or(0, |p| p.0.len());
         tracing::Span::current().record("patched", ops);
         let response = review::mutate_response(&review, patch)
