@@ -362,15 +362,20 @@ fn bench(c: &mut Criterion) {
             ui.extra.as_ref(),
             &ExtraKeys::default(),
         );
-        let who = requester_value(&resolve(
+        let who = serde_json::to_string(&resolve(
             claims,
             Source::Userinfo,
             &snapshot.keys,
             &settings,
             at,
-        ));
-        decider.decide(Part::Raw(&r.raw), Part::Value(&who), Some(&cache))
+        ))
+        .unwrap();
+        decider.decide(Part::Raw(&r.raw), Part::Text(&who), Some(&cache))
     };
+    // The requester is hashed as admission holds it (text), so the first admission is a miss.
+    let first = admission(&body);
+    assert!(!first.cache_hit && first.error.is_none());
+    assert_eq!(first.verdict, warm.verdict);
     assert!(admission(&body).cache_hit);
 
     let mut group = c.benchmark_group("policy");

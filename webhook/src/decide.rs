@@ -117,8 +117,10 @@ thread_local! {
 pub enum Part<'a> {
     /// Parsed JSON (dry runs of plain objects, policy test cases).
     Value(&'a Value),
-    /// The text as sent, members located (admission).
+    /// The text as sent, members located (admission's request).
     Raw(&'a RawObject),
+    /// JSON text (admission's requester, serialized once for the key and, on a miss, the input).
+    Text(&'a str),
 }
 
 impl Part<'_> {
@@ -150,6 +152,10 @@ impl Part<'_> {
                     }
                 }
             }
+            Part::Text(text) => {
+                buf.push(b'T');
+                frame(buf, text.as_bytes());
+            }
             Part::Value(other) => {
                 buf.push(b'V');
                 let mut scratch = Vec::new();
@@ -164,7 +170,9 @@ impl Part<'_> {
     fn to_rego(self) -> Result<regorus::Value, PolicyError> {
         match self {
             Part::Value(v) => Ok(regorus::Value::from(v.clone())),
-            Part::Raw(raw) => regorus::Value::from_json_str(raw.text())
+            Part::Raw(raw) => regorus::Value::from_json_str(&raw.text())
+                .map_err(|e| PolicyError::Eval(format!("input cannot be read: {e}"))),
+            Part::Text(text) => regorus::Value::from_json_str(text)
                 .map_err(|e| PolicyError::Eval(format!("input cannot be read: {e}"))),
         }
     }

@@ -12,6 +12,7 @@
 //! a full parse would make; a member name that appears twice is refused, so there is never a
 //! question of which copy counts.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
@@ -35,8 +36,11 @@ pub enum RawError {
 /// A JSON object as text, with the span of every top-level member's value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawObject {
-    text: Box<str>,
+    /// The text the members sit in: the object itself, or a document that holds it.
+    source: Box<str>,
     members: Vec<(Box<str>, Range<usize>)>,
+    /// Whether `source` is exactly the object (else its text is rebuilt from the members).
+    whole: bool,
 }
 
 impl RawObject {
@@ -55,6 +59,16 @@ impl RawObject {
             .deserialize_map(MembersVisitor)
             .and_then(|m| de.end().map(|()| m))
             .map_err(|e| RawError::Syntax(e.to_string()))?;
+        Self::locate(text, found, true)
+    }
+
+    /// The object whose members [`MembersSeed`] found in `source` (one pass over a document
+    /// that holds the object, such as an AdmissionReview holding its request).
+    pub(crate) fn from_members(source: &str, found: Members<'_>) -> Result<Self, RawError> {
+        Self::locate(source, found, false)
+    }
+
+    fn locate(text: &str, found: Members<'_>, whole: bool) -> Result<Self, RawError> {
         let base = text.as_ptr() as usize;
         let mut members: Vec<(Box<str>, Range<usize>)> = Vec::with_capacity(found.len());
         for (name, value) in found {
@@ -72,8 +86,9 @@ impl RawObject {
             members.push((name.into_boxed_str(), span));
         }
         Ok(Self {
-            text: text.into(),
+            source: text.into(),
             members,
+            whole,
         })
     }
 
@@ -83,16 +98,32 @@ impl RawObject {
         Self::parse(&text)
     }
 
-    /// The whole object's text.
-    pub fn text(&self) -> &str {
-        &self.text
+    /// The object's JSON text: as sent when it was read whole, else rebuilt from its members
+    /// (the same JSON: names re-escaped, values byte for byte).
+    pub fn text(&self) -> Cow<'_, str> {
+        if self.whole {
+            return Cow::Borrowed(&self.source);
+        }
+        let mut out = String::with_capacity(self.source.len());
+        out.push('{');
+        for (i, (name, value)) in self.members().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            // Serializing a string cannot fail.
+            out.push_str(&serde_json::to_string(name).unwrap_or_default());
+            out.push(':');
+            out.push_str(value);
+        }
+        out.push('}');
+        Cow::Owned(out)
     }
 
     /// The members in document order: name and the value's JSON text.
     pub fn members(&self) -> impl Iterator<Item = (&str, &str)> {
         self.members
             .iter()
-            .filter_map(|(name, span)| Some((&**name, self.text.get(span.clone())?)))
+            .filter_map(|(name, span)| Some((&**name, self.source.get(span.clone())?)))
     }
 
     /// The JSON text of member `name`.
@@ -100,7 +131,7 @@ impl RawObject {
         self.members
             .iter()
             .find(|(n, _)| **n == *name)
-            .and_then(|(_, span)| self.text.get(span.clone()))
+            .and_then(|(_, span)| self.source.get(span.clone()))
     }
 
     /// Member `name` read as `T`; `Ok(None)` when absent.
@@ -110,14 +141,45 @@ impl RawObject {
 
     /// The object as a `serde_json::Value` (a full parse; for the paths that edit it).
     pub fn to_value(&self) -> Result<Value, serde_json::Error> {
-        serde_json::from_str(&self.text)
+        serde_json::from_str(&self.text())
+    }
+}
+
+/// Member names and raw values, in document order, borrowed from the text being read.
+pub(crate) type Members<'de> = Vec<(String, &'de RawValue)>;
+
+/// Reads an object's members as raw values (no value is parsed beyond finding its end); `None`
+/// for `null`. Any other JSON type is an error.
+pub(crate) struct MembersSeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MembersSeed {
+    type Value = Option<Members<'de>>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MembersSeed {
+    type Value = Option<Members<'de>>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        MembersVisitor.visit_map(map).map(Some)
     }
 }
 
 struct MembersVisitor;
 
 impl<'de> Visitor<'de> for MembersVisitor {
-    type Value = Vec<(String, &'de RawValue)>;
+    type Value = Members<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a JSON object")
@@ -188,6 +250,46 @@ mod tests {
             Err(RawError::Syntax(_))
         ));
         assert!(matches!(RawObject::parse(""), Err(RawError::Syntax(_))));
+    }
+
+    #[test]
+    fn an_object_located_inside_a_document_rebuilds_the_same_json() {
+        use serde::de::DeserializeSeed as _;
+        let doc = r#"{"outer": 1, "inner": {"a\"b": [1, {"c": "\u00e9"}], "n": null}, "z": 2}"#;
+        let mut de = serde_json::Deserializer::from_str(doc);
+        let members = de
+            .deserialize_map(InnerOnly)
+            .unwrap()
+            .expect("inner is an object");
+        let inner = RawObject::from_members(doc, members).unwrap();
+        assert_eq!(inner.get("n"), Some("null"));
+        let expected = &serde_json::from_str::<Value>(doc).unwrap()["inner"];
+        assert_eq!(
+            &serde_json::from_str::<Value>(&inner.text()).unwrap(),
+            expected
+        );
+        assert_eq!(&inner.to_value().unwrap(), expected);
+
+        // Finds the member "inner" of a document with MembersSeed, skipping the others.
+        struct InnerOnly;
+        impl<'de> Visitor<'de> for InnerOnly {
+            type Value = Option<Members<'de>>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut found = None;
+                while let Some(k) = map.next_key::<String>()? {
+                    if k == "inner" {
+                        found = map.next_value_seed(MembersSeed)?;
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                Ok(found)
+            }
+        }
+        let _ = MembersSeed.deserialize(&mut serde_json::Deserializer::from_str("null"));
     }
 
     #[test]

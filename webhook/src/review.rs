@@ -123,23 +123,65 @@ pub enum Parsed {
     },
 }
 
-/// The envelope, with the request left as text.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "apiVersion", default)]
+/// The envelope: `apiVersion`, `kind`, and the request's members located, in one pass.
+struct Envelope<'de> {
     api_version: Option<String>,
-    #[serde(default)]
     kind: Option<String>,
-    #[serde(borrow, default)]
-    request: Option<&'a serde_json::value::RawValue>,
+    request: Option<crate::rawjson::Members<'de>>,
 }
 
-/// Reads an AdmissionReview body.
+impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an AdmissionReview object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut out = Envelope {
+            api_version: None,
+            kind: None,
+            request: None,
+        };
+        let mut seen = [false; 3];
+        while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            let slot = match &*name {
+                "apiVersion" => 0,
+                "kind" => 1,
+                "request" => 2,
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(A::Error::custom(format_args!("duplicate field `{name}`")));
+            }
+            match slot {
+                0 => out.api_version = map.next_value()?,
+                1 => out.kind = map.next_value()?,
+                _ => out.request = map.next_value_seed(crate::rawjson::MembersSeed)?,
+            }
+        }
+        Ok(out)
+    }
+}
+
+struct EnvelopeVisitor;
+
+/// Reads an AdmissionReview body: the envelope and the request's head. The objects are checked
+/// by [`Review::check_objects`] before anything but a cache lookup reads them.
 pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ReviewError::NotReview(e.to_string()),
-        _ => ReviewError::NotJson(e.to_string()),
-    })?;
+    // Valid JSON is valid UTF-8 throughout; the members' spans are offsets into this text.
+    let text = std::str::from_utf8(body).map_err(|e| ReviewError::NotJson(e.to_string()))?;
+    let mut de = serde_json::Deserializer::from_str(text);
+    let envelope = serde::Deserializer::deserialize_map(&mut de, EnvelopeVisitor)
+        .and_then(|e| de.end().map(|()| e))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => ReviewError::NotReview(e.to_string()),
+            _ => ReviewError::NotJson(e.to_string()),
+        })?;
     let kind = envelope.kind.unwrap_or_default();
     let api_version = envelope.api_version.unwrap_or_default();
     if kind != "AdmissionReview" || api_version != REVIEW_API_VERSION {
@@ -147,7 +189,7 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
             "apiVersion {api_version:?}, kind {kind:?}"
         )));
     }
-    let raw = match envelope.request.map(|r| RawObject::parse(r.get())) {
+    let raw = match envelope.request.map(|m| RawObject::from_members(text, m)) {
         Some(Ok(raw)) => raw,
         Some(Err(RawError::Duplicate(name))) => {
             return Ok(Parsed::Unreadable {
@@ -178,21 +220,38 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
             });
         }
     };
-    for field in ["object", "oldObject"] {
-        if let Err(reason) = check_object(raw.get(field)) {
-            return Ok(Parsed::Unreadable {
-                uid,
-                reason: format!("request.{field} cannot be read: {reason}"),
-            });
-        }
-    }
     Ok(Parsed::Review(Box::new(Review { raw, request })))
 }
 
-/// Reads an AdmissionReview already parsed as JSON.
+impl Review {
+    /// Whether the objects can be read (see [`check_object`]); `Err` is the reason for an
+    /// `invalid` answer.
+    ///
+    /// Not part of [`parse`]: checking walks every object, and a cached decision does not need
+    /// it. The cache key covers every byte of the request but the uid, and decisions are cached
+    /// only for checked requests, so a hit is for objects already found readable.
+    pub fn check_objects(&self) -> Result<(), String> {
+        for field in ["object", "oldObject"] {
+            check_object(self.raw.get(field))
+                .map_err(|reason| format!("request.{field} cannot be read: {reason}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads an AdmissionReview already parsed as JSON, objects checked.
 pub fn parse_value(value: Value) -> Result<Parsed, ReviewError> {
     let body = serde_json::to_vec(&value).map_err(|e| ReviewError::NotJson(e.to_string()))?;
-    parse(&body)
+    Ok(match parse(&body)? {
+        Parsed::Review(r) => match r.check_objects() {
+            Ok(()) => Parsed::Review(r),
+            Err(reason) => Parsed::Unreadable {
+                uid: r.request.uid,
+                reason,
+            },
+        },
+        unreadable => unreadable,
+    })
 }
 
 // What a Kubernetes object must be for fidomesh to read it: absent/null, or a JSON object whose

@@ -322,6 +322,35 @@ async fn answers_invalid_for_an_unreadable_request_and_echoes_the_uid() {
 }
 
 #[actix_web::test]
+async fn answers_invalid_for_unreadable_objects_even_after_a_cached_decision() {
+    // Objects are checked on a cache miss only; a changed object is always a miss.
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let review = mk_review("allowed-binding");
+    for _ in 0..2 {
+        let (_, v) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
+        assert_eq!(v["response"]["allowed"], true, "{v}");
+    }
+    let hits = f.state.metrics().cache_hits.get();
+    assert!(hits >= 1, "the second answer must come from the cache");
+    for (field, bad) in [
+        ("metadata", json!({"labels": "not-a-map"})),
+        ("metadata", json!({"creationTimestamp": "yesterday"})),
+        ("kind", json!(7)),
+    ] {
+        let mut broken = review.clone();
+        broken["request"]["object"][field] = bad.clone();
+        for path in ["/validate", "/mutate"] {
+            let (status, v) = post(&app, path, serde_json::to_vec(&broken).unwrap()).await;
+            assert_eq!(status, 200);
+            assert_eq!(v["response"]["allowed"], false, "{path} {field}={bad}: {v}");
+            assert_eq!(v["response"]["status"]["reason"], "InvalidRequest", "{v}");
+        }
+    }
+    assert_eq!(f.state.metrics().cache_hits.get(), hits);
+}
+
+#[actix_web::test]
 async fn rejects_bodies_over_the_limit_with_413() {
     let f = mk_fixture().await;
     let app = app!(f);

@@ -75,6 +75,7 @@ fn readable(review: &Value) -> Option<(RawObject, Value)> {
     let Ok(Parsed::Review(r)) = parse(&serde_json::to_vec(review).unwrap()) else {
         return None;
     };
+    r.check_objects().ok()?;
     let ui = &r.request.user_info;
     let claims = Claims::from_user_info(
         ui.username.as_deref(),

@@ -24,7 +24,7 @@ use tokio::sync::Semaphore;
 use tracing::{Instrument as _, error, info, warn};
 
 use crate::data::Snapshot;
-use crate::decide::{Decider, DecisionCache, Part, requester_value};
+use crate::decide::{Decider, DecisionCache, Part};
 use crate::mds::Mds;
 use crate::policy::{Bundle, Verdict, Violation};
 use crate::requester::{Claims, ExtraKeys, Source};
@@ -782,27 +782,31 @@ struct Decided {
     generation: u64,
 }
 
+/// Decides a review: a cache hit, or (objects checked first) an evaluation. `Err` is the reason the
+/// review's objects cannot be read, for an `invalid` answer.
 async fn decide(
     state: &AppState,
     live: &Arc<Live>,
-    request: Part<'_>,
+    review: &review::Review,
     requester: Part<'_>,
-) -> Decided {
+) -> Result<Decided, String> {
     let decider = &live.decider;
     let digest = decider.prepared.digest().to_string();
+    let request = Part::Raw(&review.raw);
     let key = state
         .cache
         .key_for(&digest, decider.generation, request, requester);
     if let Some(v) = state.cache.get(&key) {
         state.metrics.cache_hits.inc();
-        return Decided {
+        return Ok(Decided {
             verdict: v,
             cache_hit: true,
             digest,
             generation: decider.generation,
-        };
+        });
     }
     state.metrics.cache_misses.inc();
+    review.check_objects()?;
     let fail = |msg: String| {
         state.metrics.eval_errors.inc();
         Arc::new(Verdict {
@@ -816,12 +820,12 @@ async fn decide(
     let input = match Decider::input(request, requester) {
         Ok(input) => input,
         Err(e) => {
-            return Decided {
+            return Ok(Decided {
                 verdict: fail(format!("{e}; denied to fail closed")),
                 cache_hit: false,
                 digest,
                 generation: decider.generation,
-            };
+            });
         }
     };
     let verdict = match state.permits.clone().acquire_owned().await {
@@ -862,12 +866,12 @@ async fn decide(
             }
         }
     };
-    Decided {
+    Ok(Decided {
         verdict,
         cache_hit: false,
         digest,
         generation: decider.generation,
-    }
+    })
 }
 
 fn requester_for(
@@ -969,6 +973,21 @@ async fn log_invalid(state: &AppState, endpoint: &str, uid: &str, reason: &str, 
     }
 }
 
+/// The `invalid` answer to a review that cannot be read, logged like every decision.
+async fn answer_invalid(
+    state: &AppState,
+    endpoint: &'static str,
+    uid: &str,
+    reason: &str,
+    started: Instant,
+) -> HttpResponse {
+    log_invalid(state, endpoint, uid, reason, started).await;
+    state
+        .metrics
+        .request(endpoint, "invalid", started.elapsed().as_secs_f64());
+    review_json(&review::invalid(uid, reason))
+}
+
 fn review_json(
     review: &kube::core::admission::AdmissionReview<kube::core::DynamicObject>,
 ) -> HttpResponse {
@@ -1009,9 +1028,9 @@ async fn admit(
     let review = match review::parse(&body) {
         Ok(Parsed::Review(r)) => r,
         Ok(Parsed::Unreadable { uid, reason }) => {
-            log_invalid(state, endpoint, &uid, &reason, started).await;
-            state.metrics.request(endpoint, "invalid", elapsed());
-            return Err(Ok(review_json(&review::invalid(&uid, &reason))));
+            return Err(Ok(
+                answer_invalid(state, endpoint, &uid, &reason, started).await
+            ));
         }
         Err(e) => {
             state.metrics.request(endpoint, "bad-request", elapsed());
@@ -1050,14 +1069,16 @@ async fn validate(
     );
     async move {
         let requester = requester_for(&state, &live, &review);
-        let requester_json = requester_value(&requester);
-        let decided = decide(
-            &state,
-            &live,
-            Part::Raw(&review.raw),
-            Part::Value(&requester_json),
-        )
-        .await;
+        // Serialized once: the cache key hashes it, a miss parses it into the input.
+        let requester_json =
+            serde_json::to_string(&requester).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let decided = match decide(&state, &live, &review, Part::Text(&requester_json)).await {
+            Ok(decided) => decided,
+            Err(reason) => {
+                let uid = &review.request.uid;
+                return Ok(answer_invalid(&state, "validate", uid, &reason, started).await);
+            }
+        };
         let decision_id = uuid::Uuid::now_v7().to_string();
         let mut record = record_for("validate", &review, &requester, &decision_id, started);
         record.allowed = decided.verdict.allowed();
@@ -1126,6 +1147,10 @@ async fn mutate(
         Ok(admitted) => admitted,
         Err(early) => return early,
     };
+    if let Err(reason) = review.check_objects() {
+        let uid = &review.request.uid;
+        return Ok(answer_invalid(&state, "mutate", uid, &reason, started).await);
+    }
     let r = &review.request;
     let span = tracing::info_span!(
         "admission",
