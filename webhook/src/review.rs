@@ -144,23 +144,23 @@ impl<'de> serde::de::Visitor<'de> for EnvelopeVisitor {
             kind: None,
             request: None,
         };
-        let mut seen = [false; 3];
+        let (mut api_version, mut kind, mut request) = (false, false, false);
         while let Some(name) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let slot = match &*name {
-                "apiVersion" => 0,
-                "kind" => 1,
-                "request" => 2,
+            let seen = match &*name {
+                "apiVersion" => &mut api_version,
+                "kind" => &mut kind,
+                "request" => &mut request,
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                     continue;
                 }
             };
-            if std::mem::replace(&mut seen[slot], true) {
+            if std::mem::replace(seen, true) {
                 return Err(A::Error::custom(format_args!("duplicate field `{name}`")));
             }
-            match slot {
-                0 => out.api_version = map.next_value()?,
-                1 => out.kind = map.next_value()?,
+            match &*name {
+                "apiVersion" => out.api_version = map.next_value()?,
+                "kind" => out.kind = map.next_value()?,
                 _ => out.request = map.next_value_seed(crate::rawjson::MembersSeed)?,
             }
         }
