@@ -351,6 +351,41 @@ async fn answers_invalid_for_unreadable_objects_even_after_a_cached_decision() {
 }
 
 #[actix_web::test]
+async fn denies_when_the_decision_cannot_be_recorded() {
+    // An undocumented decision is not a decision: a log that cannot write fails closed.
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = mk_args(dir.path());
+    args.decision_log = "/dev/full".into();
+    let f = Fixture {
+        state: build_state(args, 1).await.unwrap(),
+        dir,
+    };
+    let app = app!(f);
+    let (status, v) = post(
+        &app,
+        "/validate",
+        serde_json::to_vec(&mk_review("allowed-binding")).unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    let message = v["response"]["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("[decision-log-unavailable]"),
+        "{message}"
+    );
+    let (_, v) = post(
+        &app,
+        "/mutate",
+        serde_json::to_vec(&mk_review("mutated-authenticator")).unwrap(),
+    )
+    .await;
+    assert_eq!(v["response"]["allowed"], false, "{v}");
+    assert!(v["response"].get("patch").is_none(), "{v}");
+    assert!(f.state.metrics().log_errors.get() >= 2);
+}
+
+#[actix_web::test]
 async fn rejects_bodies_over_the_limit_with_413() {
     let f = mk_fixture().await;
     let app = app!(f);

@@ -147,3 +147,44 @@ fn never_writes_a_full_credential_id() {
         assert!(!line.contains(field), "{line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejects_every_append_when_the_device_is_full_and_counts_them() {
+    // /dev/full accepts the open and fails every write with ENOSPC.
+    let metrics = Arc::new(Metrics::new());
+    let log = DecisionLog::open(
+        std::path::Path::new("/dev/full"),
+        big_rotation(),
+        metrics.clone(),
+    )
+    .unwrap();
+    let mut tasks = Vec::new();
+    for t in 0..4 {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut errors = Vec::new();
+            for i in 0..25 {
+                errors.push(log.append(&mk_record(&format!("{t}-{i}"))).await);
+            }
+            errors
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        for outcome in t.await.unwrap() {
+            let e = outcome.expect_err("a write to a full device must fail");
+            assert!(e.contains("/dev/full"), "{e}");
+            failed += 1;
+        }
+    }
+    assert_eq!(failed, 100);
+    let errors: u64 = metrics
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("fidomesh_decision_log_errors_total"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(errors, 100);
+}

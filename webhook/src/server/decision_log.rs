@@ -1,18 +1,19 @@
 //! The decision log: one JSON line per decision, durable before the decision is answered.
 //!
-//! Writers hand their line to one writer thread and wait; the thread takes every line waiting,
-//! writes them, calls `fdatasync` once for the whole group, then answers every writer (group
-//! commit: under load one sync serves many decisions). A write or sync failure answers every
-//! writer of the group with the error, and the request fails closed. The file rotates by size.
+//! Writers add their line to a shared buffer and wait; one writer thread takes every line waiting,
+//! writes them, calls `fdatasync` once for the whole group, then tells every writer of the group
+//! at once (group commit: under load one sync serves many decisions). A write or sync failure
+//! answers every writer of the group with the error, and the request fails closed. The file
+//! rotates by size.
 //!
 //! A crash can leave a torn last line. On open, a file that does not end in a newline gets one,
 //! so the torn fragment stays a line of its own, which [`read_log`] skips and counts.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -68,12 +69,11 @@ pub struct Record {
     pub patch_ops: Option<usize>,
 }
 
-type Reply = tokio::sync::oneshot::Sender<Result<(), String>>;
-
-/// Handle to the decision log writer.
+/// Handle to the decision log writer. Clones share one writer; it stops when the last clone is
+/// dropped, after making every line it was given durable.
 #[derive(Clone)]
 pub struct DecisionLog {
-    tx: mpsc::Sender<(Vec<u8>, Reply)>,
+    handle: Arc<Handle>,
     path: PathBuf,
 }
 
@@ -86,6 +86,77 @@ pub struct Rotation {
     pub keep: usize,
 }
 
+// Lines wait in one shared buffer, numbered in order; the writer swaps the buffer out, writes and
+// syncs it, and publishes "durable up to N". A writer of line n waits until N >= n. Compared with
+// a channel of lines and a reply per line, nothing is allocated or freed per decision, and one
+// publication wakes every waiter of a group.
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    durable: tokio::sync::watch::Sender<Progress>,
+}
+
+#[derive(Default)]
+struct Pending {
+    lines: Vec<u8>,
+    /// Number of the last line appended (lines are numbered from 1).
+    last: u64,
+    /// The writer is waiting for lines.
+    idle: bool,
+    /// No more lines will come: drain and stop.
+    closed: bool,
+}
+
+/// What the writer has made durable, and which lines failed.
+#[derive(Debug, Clone, Default)]
+struct Progress {
+    /// Every line up to this number has been written and synced, or has failed.
+    done: u64,
+    /// Lines that failed, as inclusive ranges with the error (recent ones; adjacent ranges merge).
+    failed: Arc<VecDeque<(u64, u64, String)>>,
+    /// Lines up to this number may have failed and been forgotten (only after many failures).
+    forgotten: u64,
+}
+
+/// Failed ranges remembered for late waiters.
+const FAILURES_KEPT: usize = 256;
+
+impl Progress {
+    fn outcome(&self, line: u64) -> Result<(), String> {
+        if let Some((_, _, e)) = self
+            .failed
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&line))
+        {
+            return Err(e.clone());
+        }
+        if line <= self.forgotten {
+            // Its outcome is no longer known: fail closed.
+            return Err(
+                "decision log: outcome of the write unknown after repeated failures".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.shared.pending.lock() {
+            p.closed = true;
+        }
+        self.shared.wake.notify_one();
+    }
+}
+
+thread_local! {
+    static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 impl DecisionLog {
     /// Opens (creating) the log and starts its writer thread.
     pub fn open(path: &Path, rotation: Rotation, metrics: Arc<Metrics>) -> std::io::Result<Self> {
@@ -93,13 +164,18 @@ impl DecisionLog {
             std::fs::create_dir_all(dir)?;
         }
         let file = open_append(path)?;
-        let (tx, rx) = mpsc::channel::<(Vec<u8>, Reply)>();
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            durable: tokio::sync::watch::Sender::new(Progress::default()),
+        });
         let owned = path.to_path_buf();
+        let for_writer = shared.clone();
         std::thread::Builder::new()
             .name("decision-log".into())
-            .spawn(move || writer(owned, file, rx, rotation, metrics))?;
+            .spawn(move || writer(owned, file, &for_writer, rotation, &metrics))?;
         Ok(Self {
-            tx,
+            handle: Arc::new(Handle { shared }),
             path: path.to_path_buf(),
         })
     }
@@ -111,14 +187,34 @@ impl DecisionLog {
 
     /// Appends a record and waits until it is durable.
     pub async fn append(&self, record: &Record) -> Result<(), String> {
-        let mut line = serde_json::to_vec(record).map_err(|e| e.to_string())?;
-        line.push(b'\n');
-        let (reply, wait) = tokio::sync::oneshot::channel();
-        self.tx
-            .send((line, reply))
+        let shared = &self.handle.shared;
+        let line = LINE.with(|buf| {
+            let mut buf = buf.borrow_mut();
+            buf.clear();
+            serde_json::to_writer(&mut *buf, record).map_err(|e| e.to_string())?;
+            buf.push(b'\n');
+            let mut p = shared
+                .pending
+                .lock()
+                .map_err(|_| "decision log writer failed".to_string())?;
+            p.lines.extend_from_slice(&buf);
+            p.last += 1;
+            if p.idle {
+                shared.wake.notify_one();
+            }
+            let line = p.last;
+            drop(p);
+            if buf.capacity() > 1 << 20 {
+                *buf = Vec::new();
+            }
+            Ok::<u64, String>(line)
+        })?;
+        let mut durable = shared.durable.subscribe();
+        let progress = durable
+            .wait_for(|p| p.done >= line)
+            .await
             .map_err(|_| "decision log writer stopped".to_string())?;
-        wait.await
-            .map_err(|_| "decision log writer stopped".to_string())?
+        progress.outcome(line)
     }
 }
 
@@ -147,40 +243,48 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-fn writer(
-    path: PathBuf,
-    mut file: File,
-    rx: mpsc::Receiver<(Vec<u8>, Reply)>,
-    rotation: Rotation,
-    metrics: Arc<Metrics>,
-) {
+fn writer(path: PathBuf, mut file: File, shared: &Shared, rotation: Rotation, metrics: &Metrics) {
     let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut group: Vec<(Vec<u8>, Reply)> = Vec::new();
-    while let Ok(first) = rx.recv() {
-        group.push(first);
-        // Everything already waiting joins this group (bounded, so latency stays bounded).
-        while group.len() < 4096 {
-            match rx.try_recv() {
-                Ok(next) => group.push(next),
-                Err(_) => break,
+    let mut group: Vec<u8> = Vec::new();
+    let mut done = 0u64;
+    loop {
+        let last = {
+            let Ok(mut p) = shared.pending.lock() else {
+                return;
+            };
+            while p.lines.is_empty() && !p.closed {
+                p.idle = true;
+                p = match shared.wake.wait(p) {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
             }
-        }
-        let mut buf = Vec::with_capacity(group.iter().map(|(l, _)| l.len()).sum());
-        for (line, _) in &group {
-            buf.extend_from_slice(line);
-        }
+            p.idle = false;
+            if p.lines.is_empty() {
+                return; // closed and drained
+            }
+            // Everything waiting joins this group: under load one sync serves many decisions.
+            std::mem::swap(&mut p.lines, &mut group);
+            p.last
+        };
         let started = Instant::now();
         let result = file
-            .write_all(&buf)
+            .write_all(&group)
             .and_then(|()| file.sync_data())
             .map_err(|e| format!("decision log {}: {e}", path.display()));
         metrics
             .log_fsync_seconds
             .observe(started.elapsed().as_secs_f64());
+        let lines = last - done;
         if result.is_ok() {
-            size += buf.len() as u64;
+            size += group.len() as u64;
         } else {
-            metrics.log_errors.inc_by(group.len() as u64);
+            metrics.log_errors.inc_by(lines);
+        }
+        group.clear();
+        if group.capacity() > 4 << 20 {
+            // Do not keep a burst's buffer for ever.
+            group = Vec::new();
         }
         // Rotate before answering, so that a writer that got its answer sees a settled file set.
         if size >= rotation.max_bytes {
@@ -192,9 +296,23 @@ fn writer(
                 Err(e) => tracing::error!(error = %e, "decision log rotation failed"),
             }
         }
-        for (_, reply) in group.drain(..) {
-            let _ = reply.send(result.clone());
-        }
+        let first = done + 1;
+        done = last;
+        shared.durable.send_modify(|p| {
+            p.done = last;
+            if let Err(e) = result {
+                let failed = Arc::make_mut(&mut p.failed);
+                match failed.back_mut() {
+                    Some((_, end, err)) if *end + 1 == first && *err == e => *end = last,
+                    _ => failed.push_back((first, last, e)),
+                }
+                while failed.len() > FAILURES_KEPT {
+                    if let Some((_, end, _)) = failed.pop_front() {
+                        p.forgotten = end;
+                    }
+                }
+            }
+        });
     }
 }
 
