@@ -7,7 +7,8 @@
 //! traffic at a fixed rate for tail latency. Every phase is bounded in time; traffic goes to
 //! 127.0.0.1 only.
 //!
-//! `cargo bench -p fidomesh --bench load` (env: LOAD_SECONDS, LOAD_CONNECTIONS, LOAD_RATE).
+//! `cargo bench -p fidomesh --bench load` (env: LOAD_SECONDS, LOAD_CONNECTIONS, LOAD_RATE,
+//! LOAD_KEYS, LOAD_LOG_DIR, LOAD_WORKERS).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -376,6 +377,12 @@ fn main() {
             .arg(dir.join("data"))
             .arg("--decision-log")
             .arg(log_dir.join("decisions.log"))
+            .args(
+                std::env::var("LOAD_WORKERS")
+                    .ok()
+                    .map(|w| vec!["--workers".to_string(), w])
+                    .unwrap_or_default(),
+            )
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
