@@ -4,11 +4,12 @@
 //! `policies/README.md` for the shape). Time enters only here: `active` and `expiring` are
 //! computed for an instant, and [`Snapshot::next_refresh`] says when they must be computed again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use jiff::Timestamp;
-use serde_json::{Map, Value, json};
+use regorus::Value as Rego;
+use serde_json::Value;
 
 use crate::mds::Mds;
 use crate::model::{AttestationFormat, Fingerprint, object_key};
@@ -65,7 +66,7 @@ impl Snapshot {
     ) -> Self {
         let translation = plan(&resources, &settings, &mds, at);
         let index = KeyIndex::new(&resources.authenticators, &settings);
-        let active: std::collections::HashSet<&Fingerprint> = translation.active.iter().collect();
+        let active: HashSet<&Fingerprint> = translation.active.iter().collect();
         let warning = jiff::SignedDuration::try_from(settings.expiry_warning)
             .unwrap_or(jiff::SignedDuration::MAX);
         let mut keys = HashMap::with_capacity(index.by_fingerprint.len());
@@ -107,132 +108,173 @@ impl Snapshot {
         }
     }
 
-    /// `data.fidomesh` for the policies. Built on demand rather than kept: the engine holds its
-    /// own copy, and a second one would double the memory the facts take.
-    pub fn data(&self) -> Value {
+    /// `data.fidomesh` for the policies, as the engine holds it. Built on demand rather than
+    /// kept: the engine holds its own copy, and a second one would double the memory the facts
+    /// take.
+    ///
+    /// Built directly as regorus values, never through `serde_json`: a JSON tree of these facts
+    /// takes several times the memory of the engine's compact objects, and converting one into
+    /// the other held both at once. Strings that repeat are shared: a fingerprint, a role key
+    /// or a field name is allocated once however often it appears.
+    pub fn facts(&self) -> regorus::Value {
         let (resources, settings, mds, at) = (&self.resources, &self.settings, &self.mds, self.at);
         let translation = &self.translation;
         let index = KeyIndex::new(&resources.authenticators, settings);
-        let active: std::collections::HashSet<&Fingerprint> = translation.active.iter().collect();
+        let active: HashSet<&Fingerprint> = translation.active.iter().collect();
         let warning = jiff::SignedDuration::try_from(settings.expiry_warning)
             .unwrap_or(jiff::SignedDuration::MAX);
+        let keys = index.by_fingerprint.len();
+        // Sized for the strings that repeat: per key its fingerprint, name and holder; per
+        // binding its role.
+        let mut s = Strings::with_capacity(3 * keys + translation.grants.len() + 64);
 
-        let mut authenticators = Map::new();
-        let mut names = Map::new();
-        let mut creds = Map::new();
-        let mut active_map = Map::new();
-        let mut expiring = Map::new();
-        let mut service_accounts: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
-
+        let mut authenticators = Entries::with_capacity(keys);
+        let mut names = Entries::with_capacity(keys);
+        let mut creds = Entries::with_capacity(keys);
+        let mut active_map = Entries::with_capacity(active.len());
+        let mut expiring = Entries::new();
+        let mut service_accounts = Vec::with_capacity(keys);
+        // In fingerprint order, so that a name two Authenticators share resolves the same way
+        // every time.
         let mut sorted: Vec<_> = index.by_fingerprint.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(b.0));
         for (fp, k) in sorted {
             let spec = &k.resource.spec;
-            let is_active = active.contains(fp);
-            authenticators.insert(
-                fp.as_str().to_string(),
-                json!({
-                    "name": k.resource.name(),
-                    "fingerprint": fp.as_str(),
-                    "aaguid": k.aaguid,
-                    "holder": spec.holder,
-                    "attestationFormat": spec.attestation.format.as_str(),
-                    "backupEligible": spec.attestation.backup_eligible,
-                    "notBefore": k.not_before.to_string(),
-                    "notAfter": k.not_after.to_string(),
-                    "serviceAccount": {
-                        "namespace": spec.service_account.namespace,
-                        "name": spec.service_account.name,
-                    },
-                }),
-            );
-            names.insert(k.resource.name().to_string(), json!(fp.as_str()));
-            creds.insert(k.credential.as_str().to_string(), json!(fp.as_str()));
+            let fp_value = s.get(fp.as_str());
+            let name = s.get(k.resource.name());
+            let holder = s.get(&spec.holder);
+            let service_account = object([
+                (s.get("namespace"), s.get(&spec.service_account.namespace)),
+                (
+                    s.get("name"),
+                    Rego::from(spec.service_account.name.as_str()),
+                ),
+            ]);
+            let record = object([
+                (s.get("name"), name.clone()),
+                (s.get("fingerprint"), fp_value.clone()),
+                (s.get("aaguid"), s.get(&k.aaguid)),
+                (s.get("holder"), holder.clone()),
+                (
+                    s.get("attestationFormat"),
+                    s.get(spec.attestation.format.as_str()),
+                ),
+                (
+                    s.get("backupEligible"),
+                    Rego::Bool(spec.attestation.backup_eligible),
+                ),
+                (s.get("notBefore"), s.get(&k.not_before.to_string())),
+                (s.get("notAfter"), s.get(&k.not_after.to_string())),
+                (s.get("serviceAccount"), service_account),
+            ]);
+            authenticators.push((fp_value.clone(), record));
+            names.push((name, fp_value.clone()));
+            creds.push((Rego::from(k.credential.as_str()), fp_value.clone()));
             let sa_key = format!(
                 "{}/{}",
                 spec.service_account.namespace, spec.service_account.name
             );
-            service_accounts
-                .entry(sa_key)
-                .or_default()
-                .insert(fp.as_str().to_string(), json!(spec.holder));
-            if is_active {
-                active_map.insert(fp.as_str().to_string(), Value::Bool(true));
+            service_accounts.push((Rego::from(sa_key), fp_value.clone(), holder));
+            if active.contains(fp) {
+                active_map.push((fp_value.clone(), Rego::Bool(true)));
                 let warn_from = k.not_after.checked_sub(warning).unwrap_or(Timestamp::MIN);
                 if at >= warn_from {
-                    expiring.insert(fp.as_str().to_string(), Value::Bool(true));
+                    expiring.push((fp_value, Rego::Bool(true)));
                 }
             }
         }
+        // Each part goes into its compact form as soon as it is complete, so that the
+        // intermediate maps of one part never coexist with those of the next.
+        drop(index);
+        let authenticators = object_of(authenticators);
+        let names = object_of(names);
+        let creds = object_of(creds);
+        let active_map = object_of(active_map);
+        let expiring = object_of(expiring);
+        let service_accounts = nested_of(service_accounts);
 
-        let mut roles = Map::new();
+        let mut roles = Entries::with_capacity(resources.roles.len());
         for r in &resources.roles {
-            let targets: Vec<Value> = r
+            let targets: Vec<Rego> = r
                 .spec
                 .targets
                 .iter()
-                .map(|t| json!({"group": t.effective_group(), "kind": t.kind.as_str(), "name": t.name}))
+                .map(|t| {
+                    object([
+                        (s.get("group"), s.get(t.effective_group())),
+                        (s.get("kind"), s.get(t.kind.as_str())),
+                        (s.get("name"), Rego::from(t.name.as_str())),
+                    ])
+                })
                 .collect();
-            roles.insert(
-                object_key(&r.metadata),
-                json!({
-                    "namespace": r.metadata.namespace,
-                    "name": r.metadata.name,
-                    "targets": targets,
-                }),
-            );
+            let record = object([
+                (s.get("namespace"), s.opt(r.metadata.namespace.as_deref())),
+                (s.get("name"), s.opt(r.metadata.name.as_deref())),
+                (s.get("targets"), Rego::from(targets)),
+            ]);
+            roles.push((s.get(&object_key(&r.metadata)), record));
         }
-        let mut bindings = Map::new();
-        let mut held: BTreeMap<String, Map<String, Value>> = BTreeMap::new();
+        let roles = object_of(roles);
+
+        let mut bindings = Entries::with_capacity(translation.grants.len());
+        let mut held = Vec::new();
         for g in &translation.grants {
             let (namespace, name) = g.binding.split_once('/').unwrap_or(("", &g.binding));
             let role_name = g.role.split_once('/').map_or(g.role.as_str(), |(_, n)| n);
-            bindings.insert(
-                g.binding.clone(),
-                json!({
-                    "namespace": namespace,
-                    "name": name,
-                    "role": role_name,
-                    "fingerprints": g.fingerprints.iter().map(Fingerprint::as_str).collect::<Vec<_>>(),
-                }),
-            );
+            let fingerprints: Vec<Rego> =
+                g.fingerprints.iter().map(|fp| s.get(fp.as_str())).collect();
+            let record = object([
+                (s.get("namespace"), s.get(namespace)),
+                (s.get("name"), Rego::from(name)),
+                (s.get("role"), s.get(role_name)),
+                (s.get("fingerprints"), Rego::from(fingerprints)),
+            ]);
+            bindings.push((Rego::from(g.binding.as_str()), record));
+            let role = s.get(&g.role);
             for fp in &g.fingerprints {
-                held.entry(fp.as_str().to_string())
-                    .or_default()
-                    .insert(g.role.clone(), Value::Bool(true));
+                held.push((s.get(fp.as_str()), role.clone(), Rego::Bool(true)));
             }
         }
+        let bindings = object_of(bindings);
+        let held = nested_of(held);
 
-        let mds_json: Map<String, Value> = mds
+        let mds_facts: Entries = mds
             .models
             .iter()
             .map(|(aaguid, m)| {
-                (
-                    aaguid.clone(),
-                    json!({
-                        "description": m.description,
-                        "status": m.status,
-                        "revoked": m.revoked,
-                        "certificationLevel": m.certification_level,
-                        "keyProtection": m.key_protection,
-                    }),
-                )
+                let protection: Vec<Rego> = m.key_protection.iter().map(|p| s.get(p)).collect();
+                let record = object([
+                    (s.get("description"), s.get(&m.description)),
+                    (s.get("status"), s.get(&m.status)),
+                    (s.get("revoked"), Rego::Bool(m.revoked)),
+                    (
+                        s.get("certificationLevel"),
+                        s.opt(m.certification_level.as_deref()),
+                    ),
+                    (s.get("keyProtection"), Rego::from(protection)),
+                ]);
+                (s.get(aaguid), record)
             })
             .collect();
 
-        json!({
-            "authenticators": authenticators,
-            "authenticatorNames": names,
-            "credentials": creds,
-            "roles": roles,
-            "bindings": bindings,
-            "active": active_map,
-            "expiring": expiring,
-            "heldRoles": held,
-            "serviceAccounts": service_accounts,
-            "settings": settings_json(settings),
-            "mds": mds_json,
-        })
+        object([
+            (s.get("authenticators"), authenticators),
+            (s.get("authenticatorNames"), names),
+            (s.get("credentials"), creds),
+            (s.get("roles"), roles),
+            (s.get("bindings"), bindings),
+            (s.get("active"), active_map),
+            (s.get("expiring"), expiring),
+            (s.get("heldRoles"), held),
+            (s.get("serviceAccounts"), service_accounts),
+            (s.get("settings"), settings_facts(settings, &mut s)),
+            (s.get("mds"), object_of(mds_facts)),
+        ])
+    }
+
+    /// [`Snapshot::facts`] as JSON, for tools and tests that work on `serde_json` values.
+    pub fn data(&self) -> Value {
+        to_json(&self.facts())
     }
 
     /// The same facts at a later instant, as the next generation.
@@ -249,23 +291,297 @@ impl Snapshot {
 
 /// The settings as `data.fidomesh.settings` (sets become `{key: true}` maps, durations seconds).
 pub fn settings_json(s: &Settings) -> Value {
-    let set = |items: &std::collections::BTreeSet<String>| -> Value {
-        Value::Object(
+    to_json(&settings_facts(s, &mut Strings::default()))
+}
+
+fn settings_facts(settings: &Settings, s: &mut Strings) -> Rego {
+    let mut set = |items: &BTreeSet<String>| -> Rego {
+        Rego::from(
             items
                 .iter()
-                .map(|i| (i.clone(), Value::Bool(true)))
-                .collect(),
+                .map(|i| (s.get(i), Rego::Bool(true)))
+                .collect::<Fields>(),
         )
     };
-    json!({
-        "adminGroups": set(&s.admin_groups),
-        "protectedNamespaces": set(&s.protected_namespaces),
-        "controllerIdentity": s.controller_identity,
-        "maxKeyAgeSeconds": s.max_key_age.as_secs(),
-        "expiryWarningSeconds": s.expiry_warning.as_secs(),
-        "freshnessSeconds": s.freshness.as_secs(),
-        "allowSyncedPasskeys": s.allow_synced_passkeys,
-        "allowedAaguids": set(&s.allowed_aaguids),
-        "trustDomain": s.trust_domain,
-    })
+    let (admin_groups, protected, allowed) = (
+        set(&settings.admin_groups),
+        set(&settings.protected_namespaces),
+        set(&settings.allowed_aaguids),
+    );
+    object([
+        (s.get("adminGroups"), admin_groups),
+        (s.get("protectedNamespaces"), protected),
+        (
+            s.get("controllerIdentity"),
+            s.get(&settings.controller_identity),
+        ),
+        (
+            s.get("maxKeyAgeSeconds"),
+            Rego::from(settings.max_key_age.as_secs()),
+        ),
+        (
+            s.get("expiryWarningSeconds"),
+            Rego::from(settings.expiry_warning.as_secs()),
+        ),
+        (
+            s.get("freshnessSeconds"),
+            Rego::from(settings.freshness.as_secs()),
+        ),
+        (
+            s.get("allowSyncedPasskeys"),
+            Rego::Bool(settings.allow_synced_passkeys),
+        ),
+        (s.get("allowedAaguids"), allowed),
+        (s.get("trustDomain"), s.get(&settings.trust_domain)),
+    ])
+}
+
+// The facts hold only strings, booleans, integers, arrays and string-keyed objects, all of
+// which JSON represents; `Null` stands for the impossible failure.
+fn to_json(facts: &Rego) -> Value {
+    serde_json::to_value(facts).unwrap_or_default()
+}
+
+/// The entries of one object, by key; [`Rego::from`] turns them into the engine's compact,
+/// read-only object storage.
+type Fields = BTreeMap<Rego, Rego>;
+
+/// The entries of an object being built; a key given twice keeps its last value, as inserting
+/// would.
+type Entries = Vec<(Rego, Rego)>;
+
+fn object<const N: usize>(fields: [(Rego, Rego); N]) -> Rego {
+    Rego::from(Fields::from(fields))
+}
+
+fn object_of(entries: Entries) -> Rego {
+    Rego::from(entries.into_iter().collect::<Fields>())
+}
+
+/// `{outer: {inner: value}}` from `(outer, inner, value)` triples, built one inner object at a
+/// time (thousands of small maps alive at once would take several times their compact size).
+fn nested_of(mut triples: Vec<(Rego, Rego, Rego)>) -> Rego {
+    // Stable, so that of two equal inner keys the later still wins.
+    triples.sort_by(|a, b| a.0.cmp(&b.0));
+    let outer: Entries = triples
+        .chunk_by(|a, b| a.0 == b.0)
+        .filter_map(|group| {
+            let key = group.first()?.0.clone();
+            let inner: Fields = group
+                .iter()
+                .map(|(_, k, v)| (k.clone(), v.clone()))
+                .collect();
+            Some((key, Rego::from(inner)))
+        })
+        .collect();
+    drop(triples);
+    object_of(outer)
+}
+
+/// One shared allocation per distinct string, for the lifetime of one build of the facts. Only
+/// strings that repeat go through it; one-off strings (credential IDs, binding keys) are made
+/// directly, so the table stays small.
+#[derive(Default)]
+struct Strings(HashSet<Shared>);
+
+impl Strings {
+    fn with_capacity(capacity: usize) -> Self {
+        Self(HashSet::with_capacity(capacity))
+    }
+
+    /// The string as a value, sharing the allocation of an equal string seen before.
+    fn get(&mut self, text: &str) -> Rego {
+        if let Some(shared) = self.0.get(text) {
+            return shared.0.clone();
+        }
+        let value = Rego::from(text);
+        self.0.insert(Shared(value.clone()));
+        value
+    }
+
+    /// `null` for `None`, as the JSON of an absent optional field.
+    fn opt(&mut self, text: Option<&str>) -> Rego {
+        text.map_or(Rego::Null, |t| self.get(t))
+    }
+}
+
+/// A string value, hashed and compared as its text so that a `&str` finds it.
+struct Shared(Rego);
+
+impl Shared {
+    fn text(&self) -> &str {
+        match &self.0 {
+            Rego::String(s) => s,
+            _ => "",
+        }
+    }
+}
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl Eq for Shared {}
+
+impl std::hash::Hash for Shared {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text().hash(state);
+    }
+}
+
+impl std::borrow::Borrow<str> for Shared {
+    fn borrow(&self) -> &str {
+        self.text()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::load::Loaded;
+    use crate::mds::ModelStatus;
+    use crate::model::CredentialId;
+    use serde_json::json;
+
+    const AAGUID: &str = "ee882879-721c-4913-9775-3dfcce97072a";
+    const ALICE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+    const BOB: &str = "AQEBAQEBAQEBAQEBAQEBAQ";
+    const CAROL: &str = "AgICAgICAgICAgICAgICAg";
+
+    fn key(name: &str, credential: &str, extra: &str, sa: &str) -> String {
+        format!(
+            "apiVersion: fidomesh.io/v1alpha1\nkind: Authenticator\nmetadata: {{name: {name}-key}}\n\
+             spec:\n  credentialId: {credential}\n  aaguid: {AAGUID}\n  holder: {name}@example.com\n\
+             {extra}  serviceAccount: {{namespace: ops-sessions, name: {sa}}}\n---\n"
+        )
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut text = key(
+            "alice",
+            ALICE,
+            "  attestation: {format: packed}\n  notBefore: \"2026-01-01T00:00:00Z\"\n  notAfter: \"2026-12-20T00:00:00Z\"\n",
+            "shared",
+        );
+        // No notAfter: it defaults to notBefore + maxKeyAge. A synced passkey: never active.
+        text += &key(
+            "bob",
+            BOB,
+            "  attestation: {format: none, backupEligible: true}\n  notBefore: \"2026-11-01T00:00:00Z\"\n",
+            "bob",
+        );
+        text += &key(
+            "carol",
+            CAROL,
+            "  attestation: {format: tpm}\n  notBefore: \"2026-01-01T00:00:00Z\"\n  notAfter: \"2026-06-01T00:00:00Z\"\n",
+            "shared",
+        );
+        text += "apiVersion: fidomesh.io/v1alpha1\nkind: MeshRole\n\
+                 metadata: {name: reader, namespace: team-a}\nspec:\n  targets:\n\
+                 \x20   - {kind: Server, name: api}\n\
+                 \x20   - {kind: HTTPRoute, group: gateway.networking.k8s.io, name: route}\n---\n\
+                 apiVersion: fidomesh.io/v1alpha1\nkind: MeshRoleBinding\n\
+                 metadata: {name: readers, namespace: team-a}\nspec:\n  roleRef: {name: reader}\n\
+                 \x20 authenticators:\n    - {name: alice-key}\n    - {name: bob-key}\n\
+                 \x20   - {name: carol-key}\n";
+        let mut loaded = Loaded::default();
+        loaded
+            .add_text(std::path::Path::new("facts.yaml"), &text)
+            .unwrap();
+        let mds = Mds {
+            models: BTreeMap::from([(
+                AAGUID.to_string(),
+                ModelStatus {
+                    description: "Security Key".into(),
+                    status: "FIDO_CERTIFIED_L1".into(),
+                    revoked: false,
+                    certification_level: None,
+                    key_protection: vec!["hardware".into(), "secure_element".into()],
+                },
+            )]),
+            ..Mds::default()
+        };
+        Snapshot::build(
+            7,
+            Arc::new(loaded.resources),
+            Arc::new(Settings::default()),
+            Arc::new(mds),
+            "2026-12-15T00:00:00Z".parse().unwrap(),
+        )
+    }
+
+    fn fp(credential: &str) -> String {
+        CredentialId::parse(credential)
+            .unwrap()
+            .fingerprint()
+            .as_str()
+            .to_string()
+    }
+
+    // The shape documented in policies/README.md, written out by hand.
+    #[test]
+    fn facts_have_the_documented_shape() {
+        let (a, b, c) = (fp(ALICE), fp(BOB), fp(CAROL));
+        let record =
+            |name: &str, f: &str, format: &str, synced: bool, from: &str, to: &str, sa: &str| {
+                json!({
+                    "name": format!("{name}-key"), "fingerprint": f, "aaguid": AAGUID,
+                    "holder": format!("{name}@example.com"), "attestationFormat": format,
+                    "backupEligible": synced, "notBefore": from, "notAfter": to,
+                    "serviceAccount": {"namespace": "ops-sessions", "name": sa},
+                })
+            };
+        let expected = json!({
+            "authenticators": {
+                &a: record("alice", &a, "packed", false, "2026-01-01T00:00:00Z", "2026-12-20T00:00:00Z", "shared"),
+                &b: record("bob", &b, "none", true, "2026-11-01T00:00:00Z", "2027-04-30T00:00:00Z", "bob"),
+                &c: record("carol", &c, "tpm", false, "2026-01-01T00:00:00Z", "2026-06-01T00:00:00Z", "shared"),
+            },
+            "authenticatorNames": {"alice-key": &a, "bob-key": &b, "carol-key": &c},
+            "credentials": {ALICE: &a, BOB: &b, CAROL: &c},
+            "roles": {"team-a/reader": {
+                "namespace": "team-a", "name": "reader",
+                "targets": [
+                    {"group": "policy.linkerd.io", "kind": "Server", "name": "api"},
+                    {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "route"},
+                ],
+            }},
+            "bindings": {"team-a/readers": {
+                "namespace": "team-a", "name": "readers", "role": "reader", "fingerprints": [&a],
+            }},
+            "active": {&a: true},
+            "expiring": {&a: true},
+            "heldRoles": {&a: {"team-a/reader": true}},
+            "serviceAccounts": {
+                "ops-sessions/shared": {&a: "alice@example.com", &c: "carol@example.com"},
+                "ops-sessions/bob": {&b: "bob@example.com"},
+            },
+            "settings": {
+                "adminGroups": {"fidomesh:admins": true},
+                "protectedNamespaces": {},
+                "controllerIdentity": "system:serviceaccount:fidomesh-system:fidomesh",
+                "maxKeyAgeSeconds": 15_552_000,
+                "expiryWarningSeconds": 1_209_600,
+                "freshnessSeconds": 900,
+                "allowSyncedPasskeys": false,
+                "allowedAaguids": {},
+                "trustDomain": "cluster.local",
+            },
+            "mds": {AAGUID: {
+                "description": "Security Key", "status": "FIDO_CERTIFIED_L1", "revoked": false,
+                "certificationLevel": null, "keyProtection": ["hardware", "secure_element"],
+            }},
+        });
+        let snapshot = snapshot();
+        assert_eq!(snapshot.data(), expected);
+        assert!(snapshot.facts() == regorus::Value::from(expected));
+    }
+
+    #[test]
+    fn settings_json_matches_the_facts() {
+        let settings = Settings::default();
+        assert_eq!(snapshot().data()["settings"], settings_json(&settings));
+    }
 }

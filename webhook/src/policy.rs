@@ -166,7 +166,8 @@ impl BundleSource {
 #[derive(Clone)]
 pub struct Bundle {
     engine: regorus::Engine,
-    defaults: serde_json::Value,
+    // `data.json`, converted once: every data generation is merged over it.
+    defaults: regorus::Value,
     digest: String,
     deadline: Duration,
 }
@@ -197,6 +198,7 @@ impl Bundle {
         if !defaults.is_object() {
             return Err(PolicyError::Data("data.json must hold an object".into()));
         }
+        let defaults = regorus::Value::from(defaults);
         if let Ok(n) = std::num::NonZeroU32::try_from(64) {
             engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
                 limit: deadline,
@@ -224,7 +226,7 @@ impl Bundle {
     fn check(&self) -> Result<(), PolicyError> {
         let mut engine = self.engine.clone();
         engine
-            .add_data(regorus::Value::from(self.defaults.clone()))
+            .add_data(self.defaults.clone())
             .map_err(|e| PolicyError::Data(e.to_string()))?;
         engine.set_input(regorus::Value::new_object());
         let mut all = engine.clone();
@@ -252,11 +254,24 @@ impl Bundle {
     /// A prepared engine: this bundle, its default data, and the given `data.fidomesh` facts
     /// deep-merged over the defaults.
     pub fn with_data(&self, fidomesh: serde_json::Value) -> Result<Prepared, PolicyError> {
+        match regorus::Value::from(fidomesh) {
+            regorus::Value::Undefined => Err(PolicyError::Data(
+                "data.fidomesh is not representable as policy data".into(),
+            )),
+            facts => self.with_facts(facts),
+        }
+    }
+
+    /// [`Bundle::with_data`] for facts already built as regorus values
+    /// ([`crate::data::Snapshot::facts`]): the engine takes them as they are, without a copy.
+    pub fn with_facts(&self, fidomesh: regorus::Value) -> Result<Prepared, PolicyError> {
         let mut data = self.defaults.clone();
-        deep_merge(&mut data, serde_json::json!({ "fidomesh": fidomesh }));
+        let overlay =
+            std::collections::BTreeMap::from([(regorus::Value::from("fidomesh"), fidomesh)]);
+        merge_values(&mut data, regorus::Value::from(overlay));
         let mut engine = self.engine.clone();
         engine
-            .add_data(regorus::Value::from(data))
+            .add_data(data)
             .map_err(|e| PolicyError::Data(e.to_string()))?;
         // One evaluation prepares the engine, so that clones start warm.
         engine.set_input(regorus::Value::new_object());
@@ -279,6 +294,25 @@ pub fn deep_merge(base: &mut serde_json::Value, overlay: serde_json::Value) {
                     Some(existing) => deep_merge(existing, v),
                     None => {
                         b.insert(k, v);
+                    }
+                }
+            }
+        }
+        (b, o) => *b = o,
+    }
+}
+
+/// [`deep_merge`] for regorus values: objects key by key, anything else replaces. Only the
+/// objects on the path to a change are copied (shallowly); everything else stays shared.
+fn merge_values(base: &mut regorus::Value, overlay: regorus::Value) {
+    match (base, overlay) {
+        (regorus::Value::Object(b), regorus::Value::Object(o)) => {
+            let b = regorus::Rc::make_mut(b);
+            for (k, v) in o.iter() {
+                match b.get_mut(k) {
+                    Some(existing) => merge_values(existing, v.clone()),
+                    None => {
+                        b.insert(k.clone(), v.clone());
                     }
                 }
             }

@@ -240,7 +240,7 @@ impl AppState {
 
     fn install(&self, bundle: Arc<Bundle>, snapshot: Arc<Snapshot>) -> Result<(), String> {
         let prepared = bundle
-            .with_data(snapshot.data())
+            .with_facts(snapshot.facts())
             .map_err(|e| e.to_string())?;
         let generation = snapshot.generation;
         self.live.store(Some(Arc::new(Live {
