@@ -305,9 +305,12 @@ impl AppState {
         };
         match crate::load::load_paths(std::slice::from_ref(&self.args.data_dir)) {
             Ok(loaded) => {
+                // Only the resources are kept; where each came from is for error messages of
+                // the command line, so it goes before the facts are built.
+                let crate::load::Loaded { resources, .. } = loaded;
                 let snapshot = Arc::new(Snapshot::build(
                     self.next_generation(),
-                    Arc::new(loaded.resources),
+                    Arc::new(resources),
                     self.settings.clone(),
                     self.mds.load_full(),
                     jiff::Timestamp::now(),
