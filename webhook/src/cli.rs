@@ -330,7 +330,7 @@ fn dry_run(args: &DryRunArgs) -> anyhow::Result<()> {
     let bundle =
         crate::policy::Bundle::load_dir(&args.policies, std::time::Duration::from_secs(5))?;
     let decider = crate::decide::Decider {
-        prepared: Arc::new(bundle.with_data(snapshot.data())?),
+        prepared: Arc::new(bundle.with_facts(snapshot.facts())?),
         generation: snapshot.generation,
     };
     let amr = if args.amr.is_empty() && args.credential_id.is_some() {
