@@ -201,6 +201,8 @@ struct Outcome {
     latencies_us: Vec<u32>,
     errors: u64,
     elapsed: Duration,
+    /// CPU time the server process used during the phase.
+    server_cpu: Duration,
 }
 
 impl Outcome {
@@ -307,6 +309,23 @@ async fn run(
     }
     out.elapsed = start.elapsed();
     out
+}
+
+/// CPU time (user + system, every thread) a process has used so far. `/proc` counts it in
+/// USER_HZ ticks, which the kernel ABI fixes at 100 per second.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -439,6 +458,7 @@ fn main() {
         let bodies = cold_bodies.clone();
         Arc::new(move |n| bodies[(n as usize) % bodies.len()].clone())
     };
+    let (server_pid, floor_pid) = (server.0.id(), floor.0.id());
     let (mut warm, mut cold, mut floor_out, mut paced) = rt.block_on(async {
         // Warm-up: fill the cache and the connections.
         let _ = run(
@@ -451,46 +471,19 @@ fn main() {
             "\"allowed\":true",
         )
         .await;
-        let warm = run(
-            port,
-            tls.clone(),
-            connections,
-            dur,
-            None,
-            warm_body.clone(),
-            "\"allowed\":true",
-        )
-        .await;
-        let cold = run(
-            port,
-            tls.clone(),
-            connections,
-            dur,
-            None,
-            cold_body.clone(),
-            "\"allowed\":true",
-        )
-        .await;
-        let floor_out = run(
-            floor_port,
-            tls.clone(),
-            connections,
-            dur,
-            None,
-            warm_body.clone(),
-            "\"allowed\":true",
-        )
-        .await;
-        let paced = run(
-            port,
-            tls.clone(),
-            connections,
-            dur,
-            Some(paced_rate),
-            warm_body.clone(),
-            "\"allowed\":true",
-        )
-        .await;
+        let measured = |target: u32, port: u16, rate, body| {
+            let tls = tls.clone();
+            async move {
+                let before = cpu_time(target);
+                let mut o = run(port, tls, connections, dur, rate, body, "\"allowed\":true").await;
+                o.server_cpu = cpu_time(target).saturating_sub(before);
+                o
+            }
+        };
+        let warm = measured(server_pid, port, None, warm_body.clone()).await;
+        let cold = measured(server_pid, port, None, cold_body.clone()).await;
+        let floor_out = measured(floor_pid, floor_port, None, warm_body.clone()).await;
+        let paced = measured(server_pid, port, Some(paced_rate), warm_body.clone()).await;
         (warm, cold, floor_out, paced)
     });
     let (rss, hwm) = rss_kib(server.0.id());
@@ -510,8 +503,10 @@ fn main() {
         "load: {connections} keep-alive HTTPS connections, {seconds} s per phase, {keys} authenticators, review {} bytes",
         fixed.len()
     );
-    println!("| phase | requests | errors | reviews/s | p50 ms | p99 ms | p99.9 ms |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    println!(
+        "| phase | requests | errors | reviews/s | p50 ms | p99 ms | p99.9 ms | server CPU µs/review |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for (name, o) in [
         ("warm (all cache hits)", &mut warm),
         ("cold (all misses)", &mut cold),
@@ -519,8 +514,9 @@ fn main() {
         ("warm paced", &mut paced),
     ] {
         let (p50, p99, p999) = (o.pct(0.50), o.pct(0.99), o.pct(0.999));
+        let per_review = o.server_cpu.as_secs_f64() * 1e6 / (o.latencies_us.len().max(1) as f64);
         println!(
-            "| {name} | {} | {} | {:.0} | {p50:.3} | {p99:.3} | {p999:.3} |",
+            "| {name} | {} | {} | {:.0} | {p50:.3} | {p99:.3} | {p999:.3} | {per_review:.1} |",
             o.latencies_us.len(),
             o.errors,
             o.rate(),
