@@ -791,14 +791,16 @@ async fn decide(
     state: &AppState,
     live: &Arc<Live>,
     review: &review::Review,
-    requester: Part<'_>,
+    requester: &str,
 ) -> Result<Decided, String> {
     let decider = &live.decider;
     let digest = decider.prepared.digest().to_string();
-    let request = Part::Raw(&review.raw);
-    let key = state
-        .cache
-        .key_for(&digest, decider.generation, request, requester);
+    let key = state.cache.key_for(
+        &digest,
+        decider.generation,
+        Part::Raw(&review.raw),
+        Part::Text(requester),
+    );
     if let Some(v) = state.cache.get(&key) {
         state.metrics.cache_hits.inc();
         return Ok(Decided {
@@ -820,17 +822,9 @@ async fn decide(
             warn: Vec::new(),
         })
     };
-    let input = match Decider::input(request, requester) {
-        Ok(input) => input,
-        Err(e) => {
-            return Ok(Decided {
-                verdict: fail(format!("{e}; denied to fail closed")),
-                cache_hit: false,
-                digest,
-                generation: decider.generation,
-            });
-        }
-    };
+    // The input is built on the evaluation thread: parsing the request into engine values is
+    // work for the bounded pool, not for the HTTP workers.
+    let (request, requester) = (review.raw.text().into_owned(), requester.to_owned());
     let verdict = match state.permits.clone().acquire_owned().await {
         Err(_) => fail("the policy engine is shutting down; denied to fail closed".into()),
         Ok(permit) => {
@@ -838,7 +832,8 @@ async fn decide(
             let started = Instant::now();
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                prepared.evaluate(input)
+                Decider::input(Part::Text(&request), Part::Text(&requester))
+                    .and_then(|input| prepared.evaluate(input))
             });
             // regorus enforces the deadline itself; this bound also covers a stuck thread pool.
             let outcome =
@@ -1075,7 +1070,7 @@ async fn validate(
         // Serialized once: the cache key hashes it, a miss parses it into the input.
         let requester_json =
             serde_json::to_string(&requester).map_err(|e| ApiError::Internal(e.to_string()))?;
-        let decided = match decide(&state, &live, &review, Part::Text(&requester_json)).await {
+        let decided = match decide(&state, &live, &review, &requester_json).await {
             Ok(decided) => decided,
             Err(reason) => {
                 let uid = &review.request.uid;
