@@ -171,9 +171,10 @@ impl Part<'_> {
         match self {
             Part::Value(v) => Ok(regorus::Value::from(v.clone())),
             Part::Raw(raw) => regorus::Value::from_json_str(&raw.text())
-                .map_err(|e| PolicyError::Eval(format!("input cannot be read: {e}"))),
-            Part::Text(text) => regorus::Value::from_json_str(text)
-                .map_err(|e| PolicyError::Eval(format!("input cannot be read: {e}"))),
+                .map_err(|e| PolicyError::Input(e.to_string())),
+            Part::Text(text) => {
+                regorus::Value::from_json_str(text).map_err(|e| PolicyError::Input(e.to_string()))
+            }
         }
     }
 }

@@ -43,6 +43,10 @@ pub enum PolicyError {
     /// Evaluation failed (a builtin error, a type error, the deadline).
     #[error("policy evaluation: {0}")]
     Eval(String),
+    /// The input is not JSON the engine can read (text that passed a lenient scan: a lone
+    /// surrogate escape, nesting too deep, a number out of range).
+    #[error("the input cannot be read: {0}")]
+    Input(String),
     /// A rule returned something other than a set of `{code, msg}` objects.
     #[error("policy output: {0}")]
     Output(String),

@@ -71,10 +71,13 @@ impl RawObject {
     fn locate(text: &str, found: Members<'_>, whole: bool) -> Result<Self, RawError> {
         let base = text.as_ptr() as usize;
         let mut members: Vec<(Box<str>, Range<usize>)> = Vec::with_capacity(found.len());
+        // A (randomly keyed) set, not a scan of the members so far: an object with many members
+        // must not cost their square.
+        let mut seen = std::collections::HashSet::with_capacity(found.len());
+        if let Some((name, _)) = found.iter().find(|(n, _)| !seen.insert(n.as_str())) {
+            return Err(RawError::Duplicate(name.clone()));
+        }
         for (name, value) in found {
-            if members.iter().any(|(n, _)| **n == *name) {
-                return Err(RawError::Duplicate(name));
-            }
             // The value borrows from `text`; its offset is where it sits in the text.
             let start = (value.get().as_ptr() as usize)
                 .checked_sub(base)

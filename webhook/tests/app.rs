@@ -347,6 +347,28 @@ async fn answers_invalid_for_unreadable_objects_even_after_a_cached_decision() {
             assert_eq!(v["response"]["status"]["reason"], "InvalidRequest", "{v}");
         }
     }
+    // Text a member scan accepts but a full parse refuses, outside the metadata.
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    for (label, text) in [
+        ("a lone surrogate", r#""\ud800""#.to_string()),
+        ("a number out of range", "1e400".to_string()),
+        ("nesting deeper than 128", deep),
+    ] {
+        let mut broken = review.clone();
+        broken["request"]["object"]["spec"]["extra"] = json!("PLACEHOLDER");
+        let body = serde_json::to_string(&broken)
+            .unwrap()
+            .replace(r#""PLACEHOLDER""#, &text);
+        for path in ["/validate", "/mutate"] {
+            let (status, v) = post(&app, path, body.clone().into_bytes()).await;
+            assert_eq!(status, 200, "{path} {label}: {v}");
+            assert_eq!(v["response"]["allowed"], false, "{path} {label}: {v}");
+            assert_eq!(
+                v["response"]["status"]["reason"], "InvalidRequest",
+                "{path} {label}: {v}"
+            );
+        }
+    }
     assert_eq!(f.state.metrics().cache_hits.get(), hits);
 }
 

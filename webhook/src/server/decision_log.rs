@@ -105,6 +105,8 @@ struct Pending {
     idle: bool,
     /// No more lines will come: drain and stop.
     closed: bool,
+    /// The writer has stopped: refuse new lines.
+    stopped: bool,
 }
 
 /// What the writer has made durable, and which lines failed.
@@ -116,6 +118,8 @@ struct Progress {
     failed: Arc<VecDeque<(u64, u64, String)>>,
     /// Lines up to this number may have failed and been forgotten (only after many failures).
     forgotten: u64,
+    /// The writer has stopped: lines after `done` will never be written.
+    stopped: bool,
 }
 
 /// Failed ranges remembered for late waiters.
@@ -123,6 +127,9 @@ const FAILURES_KEPT: usize = 256;
 
 impl Progress {
     fn outcome(&self, line: u64) -> Result<(), String> {
+        if line > self.done {
+            return Err("decision log writer stopped".into());
+        }
         if let Some((_, _, e)) = self
             .failed
             .iter()
@@ -197,6 +204,9 @@ impl DecisionLog {
                 .pending
                 .lock()
                 .map_err(|_| "decision log writer failed".to_string())?;
+            if p.stopped {
+                return Err("decision log writer stopped".to_string());
+            }
             p.lines.extend_from_slice(&buf);
             p.last += 1;
             if p.idle {
@@ -211,7 +221,7 @@ impl DecisionLog {
         })?;
         let mut durable = shared.durable.subscribe();
         let progress = durable
-            .wait_for(|p| p.done >= line)
+            .wait_for(|p| p.done >= line || p.stopped)
             .await
             .map_err(|_| "decision log writer stopped".to_string())?;
         progress.outcome(line)
@@ -243,10 +253,29 @@ fn open_append(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-fn writer(path: PathBuf, mut file: File, shared: &Shared, rotation: Rotation, metrics: &Metrics) {
+// Publishes the writer's end however it ends (drained, a poisoned lock, a panic): waiters fail
+// closed with "writer stopped" instead of waiting for ever, and no new line is accepted.
+struct Stopped<'a>(&'a Shared);
+
+impl Drop for Stopped<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut p) = self.0.pending.lock() {
+            p.stopped = true;
+            p.lines = Vec::new();
+        }
+        self.0.durable.send_modify(|p| p.stopped = true);
+    }
+}
+
+fn writer(path: PathBuf, file: File, shared: &Shared, rotation: Rotation, metrics: &Metrics) {
+    let _stopped = Stopped(shared);
     let mut size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    // `None` after a rotation whose reopen failed: never write on through the renamed file.
+    let mut file = Some(file);
     let mut group: Vec<u8> = Vec::new();
     let mut done = 0u64;
+    // A failed write may have left part of a line that could not be cut off: end it first.
+    let mut torn = false;
     loop {
         let last = {
             let Ok(mut p) = shared.pending.lock() else {
@@ -268,30 +297,54 @@ fn writer(path: PathBuf, mut file: File, shared: &Shared, rotation: Rotation, me
             p.last
         };
         let started = Instant::now();
-        let result = file
-            .write_all(&group)
-            .and_then(|()| file.sync_data())
-            .map_err(|e| format!("decision log {}: {e}", path.display()));
+        if file.is_none() {
+            file = open_append(&path).ok();
+        }
+        let result = match file.as_mut() {
+            None => Err(std::io::Error::other("cannot reopen after rotation")),
+            Some(f) => {
+                let prefix: &[u8] = if torn { b"\n" } else { b"" };
+                f.write_all(prefix)
+                    .and_then(|()| f.write_all(&group))
+                    .and_then(|()| f.sync_data())
+                    .map(|()| prefix.len())
+            }
+        };
         metrics
             .log_fsync_seconds
             .observe(started.elapsed().as_secs_f64());
         let lines = last - done;
-        if result.is_ok() {
-            size += group.len() as u64;
-        } else {
-            metrics.log_errors.inc_by(lines);
-        }
+        let result = match result {
+            Ok(prefix) => {
+                size += (prefix + group.len()) as u64;
+                torn = false;
+                Ok(())
+            }
+            Err(e) => {
+                metrics.log_errors.inc_by(lines);
+                // Cut off whatever part of the group reached the file: a line answered as
+                // denied must not read back as a decision, and the next group must not be glued
+                // to a fragment. If even that fails, the next group starts on a new line.
+                if let Some(f) = file.as_mut() {
+                    torn = f.set_len(size).and_then(|()| f.sync_data()).is_err();
+                }
+                Err(format!("decision log {}: {e}", path.display()))
+            }
+        };
         group.clear();
         if group.capacity() > 4 << 20 {
             // Do not keep a burst's buffer for ever.
             group = Vec::new();
         }
         // Rotate before answering, so that a writer that got its answer sees a settled file set.
-        if size >= rotation.max_bytes {
-            match rotate(&path, rotation.keep).and_then(|()| open_append(&path)) {
-                Ok(f) => {
-                    file = f;
+        if size >= rotation.max_bytes && file.is_some() {
+            match rotate(&path, rotation.keep) {
+                Ok(()) => {
                     size = 0;
+                    torn = false;
+                    file = open_append(&path)
+                        .map_err(|e| tracing::error!(error = %e, "decision log reopen failed"))
+                        .ok();
                 }
                 Err(e) => tracing::error!(error = %e, "decision log rotation failed"),
             }

@@ -848,6 +848,11 @@ async fn decide(
                     state.cache.insert(key, v.clone());
                     v
                 }
+                // Text the member scan accepted but a full parse refuses: the review is
+                // unreadable, not a policy failure.
+                Ok(Ok(Err(crate::policy::PolicyError::Input(e)))) => {
+                    return Err(format!("request cannot be read: {e}"));
+                }
                 Ok(Ok(Err(e))) => {
                     warn!(error = %e, "policy evaluation failed");
                     fail(format!(
@@ -1164,10 +1169,13 @@ async fn mutate(
         let decision_id = uuid::Uuid::now_v7().to_string();
         // Mutation edits the object, so it reads the whole request (fidomesh resources only).
         let raw = if review::is_fidomesh(&review.request) {
-            review
-                .raw
-                .to_value()
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+            match review.raw.to_value() {
+                Ok(raw) => raw,
+                Err(e) => {
+                    let (uid, reason) = (&review.request.uid, format!("request cannot be read: {e}"));
+                    return Ok(answer_invalid(&state, "mutate", uid, &reason, started).await);
+                }
+            }
         } else {
             serde_json::Value::Null
         };
