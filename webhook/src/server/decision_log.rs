@@ -414,3 +414,93 @@ pub fn read_log(path: &Path) -> std::io::Result<(Vec<Record>, usize)> {
     }
     Ok((records, skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mk_record() -> Record {
+        Record {
+            decision_id: "d".into(),
+            time: "2026-12-15T00:00:00Z".into(),
+            endpoint: "validate".into(),
+            uid: "u".into(),
+            operation: "CREATE".into(),
+            resource: "fidomesh.io/v1alpha1/meshrolebindings".into(),
+            namespace: None,
+            name: "n".into(),
+            username: "alice@example.com".into(),
+            authenticator: None,
+            hardware_backed: false,
+            allowed: true,
+            deny: vec![],
+            warn: vec![],
+            cache_hit: false,
+            bundle: "sha256:00".into(),
+            generation: 1,
+            dry_run: false,
+            latency_us: 1,
+            patch_ops: None,
+        }
+    }
+
+    fn mk_shared() -> Arc<Shared> {
+        Arc::new(Shared {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            durable: tokio::sync::watch::Sender::new(Progress::default()),
+        })
+    }
+
+    #[test]
+    fn answers_each_line_by_the_range_it_fell_in() {
+        let mut failed = VecDeque::new();
+        failed.push_back((3, 5, "disk full".to_string()));
+        let p = Progress {
+            done: 8,
+            failed: Arc::new(failed),
+            forgotten: 0,
+            stopped: false,
+        };
+        assert_eq!(p.outcome(2), Ok(()));
+        assert_eq!(p.outcome(3), Err("disk full".into()));
+        assert_eq!(p.outcome(5), Err("disk full".into()));
+        assert_eq!(p.outcome(6), Ok(()));
+        // Not yet written, or never to be: never an "ok".
+        assert!(p.outcome(9).is_err());
+        // Forgotten ranges fail closed.
+        let forgotten = Progress { forgotten: 7, ..p };
+        assert!(forgotten.outcome(6).is_err());
+        assert_eq!(forgotten.outcome(8), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn rejects_waiters_and_new_lines_once_the_writer_has_stopped() {
+        // No writer thread: the line can only be answered by the writer's end.
+        let shared = mk_shared();
+        let log = DecisionLog {
+            handle: Arc::new(Handle {
+                shared: shared.clone(),
+            }),
+            path: PathBuf::from("unused"),
+        };
+        let waiting = {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(&mk_record()).await })
+        };
+        // Let the append add its line and start waiting.
+        while shared.pending.lock().unwrap().last == 0 {
+            tokio::task::yield_now().await;
+        }
+        drop(Stopped(&shared));
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("a waiter must not wait for a stopped writer")
+            .unwrap();
+        assert_eq!(answer, Err("decision log writer stopped".to_string()));
+        assert_eq!(
+            log.append(&mk_record()).await,
+            Err("decision log writer stopped".to_string())
+        );
+    }
+}
