@@ -34,7 +34,7 @@ use fidomesh::mds::{Mds, ModelStatus};
 use fidomesh::model::*;
 use fidomesh::policy::{Bundle, deep_merge};
 use fidomesh::rawjson::RawObject;
-use fidomesh::requester::{Claims, ExtraKeys, Source, resolve};
+use fidomesh::requester::{Claims, ExtraKeys, Source, of_user_info, resolve};
 use fidomesh::review::{Parsed, parse};
 use fidomesh::settings::Settings;
 use fidomesh::translate::Resources;
@@ -355,16 +355,9 @@ fn bench(c: &mut Criterion) {
         let Ok(Parsed::Review(r)) = parse(body) else {
             panic!("unreadable review")
         };
-        let ui = &r.request.user_info;
-        let claims = Claims::from_user_info(
-            ui.username.as_deref(),
-            ui.groups.as_deref(),
-            ui.extra.as_ref(),
+        let who = serde_json::to_string(&of_user_info(
+            &r.request.user_info,
             &ExtraKeys::default(),
-        );
-        let who = serde_json::to_string(&resolve(
-            claims,
-            Source::Userinfo,
             &snapshot.keys,
             &settings,
             at,

@@ -193,6 +193,24 @@ impl Claims {
     }
 }
 
+/// The requester of an admission request: its `userInfo` (the `extra` keys under `extra_keys`),
+/// joined with the registered keys.
+pub fn of_user_info(
+    user_info: &k8s_openapi::api::authentication::v1::UserInfo,
+    extra_keys: &ExtraKeys,
+    keys: &HashMap<Fingerprint, KeyRecord>,
+    settings: &Settings,
+    now: Timestamp,
+) -> Requester {
+    let claims = Claims::from_user_info(
+        user_info.username.as_deref(),
+        user_info.groups.as_deref(),
+        user_info.extra.as_ref(),
+        extra_keys,
+    );
+    resolve(claims, Source::Userinfo, keys, settings, now)
+}
+
 /// Joins claims with the registered authenticators into a requester.
 pub fn resolve(
     claims: Claims,

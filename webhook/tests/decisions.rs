@@ -17,7 +17,7 @@ use fidomesh::load::load_paths;
 use fidomesh::mds::Mds;
 use fidomesh::policy::{Bundle, BundleSource};
 use fidomesh::rawjson::RawObject;
-use fidomesh::requester::{Claims, ExtraKeys, Source, resolve};
+use fidomesh::requester::{ExtraKeys, of_user_info};
 use fidomesh::review::{Parsed, parse};
 use fidomesh::settings::Settings;
 use jiff::Timestamp;
@@ -76,17 +76,10 @@ fn readable(review: &Value) -> Option<(RawObject, Value)> {
         return None;
     };
     r.check_objects().ok()?;
-    let ui = &r.request.user_info;
-    let claims = Claims::from_user_info(
-        ui.username.as_deref(),
-        ui.groups.as_deref(),
-        ui.extra.as_ref(),
-        &ExtraKeys::default(),
-    );
     let snapshot = mk_snapshot(1);
-    let requester = resolve(
-        claims,
-        Source::Userinfo,
+    let requester = of_user_info(
+        &r.request.user_info,
+        &ExtraKeys::default(),
         &snapshot.keys,
         &snapshot.settings,
         now(),

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use super::metrics::Metrics;
 
 /// One decision, as logged. Never holds a token or a full credential ID.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Record {
     /// Decision ID (UUID v7).
@@ -421,26 +421,8 @@ mod tests {
 
     fn mk_record() -> Record {
         Record {
-            decision_id: "d".into(),
-            time: "2026-12-15T00:00:00Z".into(),
-            endpoint: "validate".into(),
             uid: "u".into(),
-            operation: "CREATE".into(),
-            resource: "fidomesh.io/v1alpha1/meshrolebindings".into(),
-            namespace: None,
-            name: "n".into(),
-            username: "alice@example.com".into(),
-            authenticator: None,
-            hardware_backed: false,
-            allowed: true,
-            deny: vec![],
-            warn: vec![],
-            cache_hit: false,
-            bundle: "sha256:00".into(),
-            generation: 1,
-            dry_run: false,
-            latency_us: 1,
-            patch_ops: None,
+            ..Record::default()
         }
     }
 

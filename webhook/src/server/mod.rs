@@ -27,7 +27,7 @@ use crate::data::Snapshot;
 use crate::decide::{Decider, DecisionCache, Part};
 use crate::mds::Mds;
 use crate::policy::{Bundle, Verdict, Violation};
-use crate::requester::{Claims, ExtraKeys, Source};
+use crate::requester::{ExtraKeys, Source};
 use crate::review::{self, Parsed};
 use crate::settings::Settings;
 
@@ -882,16 +882,9 @@ fn requester_for(
     live: &Live,
     review: &review::Review,
 ) -> crate::requester::Requester {
-    let ui = &review.request.user_info;
-    let claims = Claims::from_user_info(
-        ui.username.as_deref(),
-        ui.groups.as_deref(),
-        ui.extra.as_ref(),
+    crate::requester::of_user_info(
+        &review.request.user_info,
         &state.extra_keys,
-    );
-    crate::requester::resolve(
-        claims,
-        Source::Userinfo,
         &live.snapshot.keys,
         &live.snapshot.settings,
         jiff::Timestamp::now(),
