@@ -3,9 +3,10 @@
 //! returns a fixed AdmissionReview; bench code only), measured in the same run.
 //!
 //! Scenarios: (a) warm — one review repeated, every decision a cache hit; (b) cold — every review
-//! different, every decision a policy evaluation; (c) floor — the fixed responder; (d) paced warm
-//! traffic at a fixed rate for tail latency. Every phase is bounded in time; traffic goes to
-//! 127.0.0.1 only.
+//! different, every decision a policy evaluation; (c) floor — the fixed responder; (d) durable
+//! floor — the fixed responder, which also makes one line durable per request in the webhook's
+//! decision log (what the durability contract alone costs); (e) paced warm traffic at a fixed
+//! rate for tail latency. Every phase is bounded in time; traffic goes to 127.0.0.1 only.
 //!
 //! `cargo bench -p fidomesh --bench load` (env: LOAD_SECONDS, LOAD_CONNECTIONS, LOAD_RATE,
 //! LOAD_KEYS, LOAD_LOG_DIR, LOAD_WORKERS).
@@ -143,21 +144,56 @@ fn review(name: &str) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
-fn floor_server(port: u16, cert: &Path, key: &Path) {
+/// The floor: a fixed AdmissionReview for every request. With `log`, the durable floor: before
+/// answering, the same fixed responder also makes one line durable in the webhook's own decision
+/// log (group commit, `fdatasync`), so that it pays what durability costs and nothing else.
+fn floor_server(port: u16, cert: &Path, key: &Path, log: Option<&Path>) {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let loaded = fidomesh::server::tls::load_pair(cert, key).unwrap();
     let resolver = Arc::new(fidomesh::server::tls::Resolver::new(loaded.key));
     let fixed = Bytes::from_static(
         br#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","response":{"uid":"00000000-0000-4000-8000-000000000000","allowed":true,"status":{}}}"#,
     );
+    let log = log.map(|path| {
+        use fidomesh::server::decision_log::{DecisionLog, Rotation};
+        let rotation = Rotation {
+            max_bytes: 1 << 30,
+            keep: 1,
+        };
+        let metrics = Arc::new(fidomesh::server::metrics::Metrics::new());
+        DecisionLog::open(path, rotation, metrics).unwrap()
+    });
+    // A line of the size the webhook writes for the bench's review.
+    let record = fidomesh::server::decision_log::Record {
+        decision_id: "019a0000-0000-7000-8000-000000000000".into(),
+        time: "2026-12-05T00:00:00.000000Z".into(),
+        endpoint: "validate".into(),
+        uid: "00000000-0000-4000-8000-000000000000".into(),
+        operation: "CREATE".into(),
+        resource: "fidomesh.io/v1alpha1/meshrolebindings".into(),
+        namespace: Some("payments".into()),
+        name: "bench-warm".into(),
+        username: "user1@example.com".into(),
+        authenticator: Some("0123456789abcdef".into()),
+        hardware_backed: true,
+        allowed: true,
+        cache_hit: true,
+        bundle: format!("sha256:{}", "0".repeat(64)),
+        generation: 1,
+        latency_us: 10,
+        ..Default::default()
+    };
     actix_web::rt::System::new().block_on(async move {
         actix_web::HttpServer::new(move || {
-            let fixed = fixed.clone();
+            let (fixed, log, record) = (fixed.clone(), log.clone(), record.clone());
             actix_web::App::new().route(
                 "/validate",
                 actix_web::web::post().to(move |_body: actix_web::web::Bytes| {
-                    let fixed = fixed.clone();
+                    let (fixed, log, record) = (fixed.clone(), log.clone(), record.clone());
                     async move {
+                        if let Some(log) = log {
+                            log.append(&record).await.unwrap();
+                        }
                         actix_web::HttpResponse::Ok()
                             .content_type("application/json")
                             .body(fixed)
@@ -345,7 +381,13 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--floor-server") {
         let port: u16 = args[i + 1].parse().unwrap();
-        floor_server(port, Path::new(&args[i + 2]), Path::new(&args[i + 3]));
+        let log = args.get(i + 4).map(PathBuf::from);
+        floor_server(
+            port,
+            Path::new(&args[i + 2]),
+            Path::new(&args[i + 3]),
+            log.as_deref(),
+        );
         return;
     }
     // `cargo test --benches` runs benches in test mode: nothing to measure then.
@@ -376,7 +418,8 @@ fn main() {
     // LOAD_LOG_DIR puts the decision log elsewhere (e.g. on tmpfs, to separate the webhook's own
     // cost from the disk's fsync latency).
     let log_dir = std::env::var_os("LOAD_LOG_DIR").map_or_else(|| dir.to_path_buf(), PathBuf::from);
-    let (port, admin, floor_port) = (free_port(), free_port(), free_port());
+    let (port, admin, floor_port, durable_port) =
+        (free_port(), free_port(), free_port(), free_port());
     let server = Kill(
         Command::new(BIN)
             .args([
@@ -419,8 +462,21 @@ fn main() {
             .spawn()
             .unwrap(),
     );
+    let durable_floor = Kill(
+        Command::new(std::env::current_exe().unwrap())
+            .arg("--floor-server")
+            .arg(durable_port.to_string())
+            .arg(certs.join("tls.crt"))
+            .arg(certs.join("tls.key"))
+            .arg(log_dir.join("floor-decisions.log"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_ready(Some(admin), port, Duration::from_secs(60));
     wait_ready(None, floor_port, Duration::from_secs(20));
+    wait_ready(None, durable_port, Duration::from_secs(20));
 
     let mut roots = rustls::RootCertStore::empty();
     use rustls_pki_types::pem::PemObject as _;
@@ -458,8 +514,8 @@ fn main() {
         let bodies = cold_bodies.clone();
         Arc::new(move |n| bodies[(n as usize) % bodies.len()].clone())
     };
-    let (server_pid, floor_pid) = (server.0.id(), floor.0.id());
-    let (mut warm, mut cold, mut floor_out, mut paced) = rt.block_on(async {
+    let (server_pid, floor_pid, durable_pid) = (server.0.id(), floor.0.id(), durable_floor.0.id());
+    let (mut warm, mut cold, mut floor_out, mut durable_out, mut paced) = rt.block_on(async {
         // Warm-up: fill the cache and the connections.
         let _ = run(
             port,
@@ -483,8 +539,9 @@ fn main() {
         let warm = measured(server_pid, port, None, warm_body.clone()).await;
         let cold = measured(server_pid, port, None, cold_body.clone()).await;
         let floor_out = measured(floor_pid, floor_port, None, warm_body.clone()).await;
+        let durable_out = measured(durable_pid, durable_port, None, warm_body.clone()).await;
         let paced = measured(server_pid, port, Some(paced_rate), warm_body.clone()).await;
-        (warm, cold, floor_out, paced)
+        (warm, cold, floor_out, durable_out, paced)
     });
     let (rss, hwm) = rss_kib(server.0.id());
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -511,6 +568,10 @@ fn main() {
         ("warm (all cache hits)", &mut warm),
         ("cold (all misses)", &mut cold),
         ("floor (fixed responder)", &mut floor_out),
+        (
+            "durable floor (fixed responder + decision log)",
+            &mut durable_out,
+        ),
         ("warm paced", &mut paced),
     ] {
         let (p50, p99, p999) = (o.pct(0.50), o.pct(0.99), o.pct(0.999));
@@ -526,12 +587,17 @@ fn main() {
         "warm / floor: {:.0}%",
         100.0 * warm.rate() / floor_out.rate()
     );
+    println!(
+        "warm / durable floor: {:.0}%",
+        100.0 * warm.rate() / durable_out.rate()
+    );
     println!("paced target rate: {paced_rate:.0}/s");
     println!(
         "server RSS: {} MiB now, {} MiB peak",
         rss / 1024,
         hwm / 1024
     );
+    drop(durable_floor);
     drop(floor);
     drop(server);
 }
