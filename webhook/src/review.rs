@@ -189,15 +189,29 @@ pub fn parse(body: &[u8]) -> Result<Parsed, ReviewError> {
             "apiVersion {api_version:?}, kind {kind:?}"
         )));
     }
-    let raw = match envelope.request.map(|m| RawObject::from_members(text, m)) {
-        Some(Ok(raw)) => raw,
-        Some(Err(RawError::Duplicate(name))) => {
+    let Some(members) = envelope.request else {
+        return Err(ReviewError::NotReview("no request".into()));
+    };
+    // A uid sent exactly once is echoed even when another member is duplicated: the API server
+    // matches the answer by uid, and an `invalid` answer it can match is clearer than a mismatch.
+    let sole_uid = {
+        let mut uids = members.iter().filter(|(n, _)| n == "uid").map(|(_, v)| *v);
+        match (uids.next(), uids.next()) {
+            (Some(v), None) => Some(v),
+            _ => None,
+        }
+    };
+    let raw = match RawObject::from_members(text, members) {
+        Ok(raw) => raw,
+        Err(RawError::Duplicate(name)) => {
             return Ok(Parsed::Unreadable {
-                uid: String::new(),
+                uid: sole_uid
+                    .and_then(|v| serde_json::from_str::<String>(v.get()).ok())
+                    .unwrap_or_default(),
                 reason: format!("request cannot be read: member {name:?} appears twice"),
             });
         }
-        _ => return Err(ReviewError::NotReview("no request".into())),
+        Err(_) => return Err(ReviewError::NotReview("no request".into())),
     };
     let uid = raw
         .member::<Value>("uid")

@@ -322,6 +322,31 @@ async fn answers_invalid_for_an_unreadable_request_and_echoes_the_uid() {
 }
 
 #[actix_web::test]
+async fn answers_invalid_for_a_duplicated_member_and_echoes_a_uid_sent_once() {
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let uid = "7f0b2c1e-0001-4a1b-9c3d-000000000001";
+    let text = serde_json::to_string(&mk_review("allowed-binding")).unwrap();
+    // JSON with a member twice cannot be built from a map: splice the text.
+    let with =
+        |member: &str| text.replacen("\"request\":{", &format!("\"request\":{{{member},"), 1);
+    for endpoint in ["/validate", "/mutate"] {
+        let (status, v) = post(&app, endpoint, with(r#""name":"other""#).into_bytes()).await;
+        assert_eq!(status, 200, "{endpoint}: {v}");
+        assert_eq!(v["response"]["allowed"], false, "{endpoint}: {v}");
+        assert_eq!(v["response"]["uid"], uid, "{endpoint}: {v}");
+        assert_eq!(v["response"]["status"]["reason"], "InvalidRequest");
+        let message = v["response"]["status"]["message"].as_str().unwrap();
+        assert!(message.contains("\"name\" appears twice"), "{message}");
+        // With the uid itself twice there is no uid to echo: which copy would count?
+        let (status, v) = post(&app, endpoint, with(r#""uid":"another""#).into_bytes()).await;
+        assert_eq!(status, 200, "{endpoint}: {v}");
+        assert_eq!(v["response"]["allowed"], false, "{endpoint}: {v}");
+        assert_eq!(v["response"]["uid"], "", "{endpoint}: {v}");
+    }
+}
+
+#[actix_web::test]
 async fn answers_invalid_for_unreadable_objects_even_after_a_cached_decision() {
     // Objects are checked on a cache miss only; a changed object is always a miss.
     let f = mk_fixture().await;
