@@ -346,6 +346,82 @@ async fn answers_invalid_for_a_duplicated_member_and_echoes_a_uid_sent_once() {
     }
 }
 
+/// Every review the tests know (the examples and the captured samples), as sent.
+fn mk_corpus() -> Vec<(String, Vec<u8>)> {
+    let mut corpus: Vec<(String, Vec<u8>)> =
+        ["allowed-binding", "denied-binding", "mutated-authenticator"]
+            .iter()
+            .map(|name| {
+                (
+                    name.to_string(),
+                    serde_json::to_vec(&mk_review(name)).unwrap(),
+                )
+            })
+            .collect();
+    for entry in std::fs::read_dir(repo().join("../shared/admission-samples")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "json") {
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            corpus.push((name, std::fs::read(&path).unwrap()));
+        }
+    }
+    assert!(corpus.len() >= 6, "no review corpus found");
+    corpus
+}
+
+#[actix_web::test]
+async fn answers_every_truncated_or_corrupted_review_with_200_or_400_and_never_fails() {
+    // What a broken proxy or a hostile client can send: every review cut short at many points,
+    // and with bytes replaced by JSON's structural characters or by invalid UTF-8. Each answer is
+    // an AdmissionReview (allowed or not) or a 400 with a reason: never a 5xx, never a panic.
+    let f = mk_fixture().await;
+    let app = app!(f);
+    let mut answered = [0usize; 2];
+    for (name, body) in mk_corpus() {
+        let step = (body.len() / 24).max(1);
+        let mut cases: Vec<Vec<u8>> = (0..body.len())
+            .step_by(step)
+            .map(|n| body[..n].to_vec())
+            .collect();
+        for at in (step / 2..body.len()).step_by(step) {
+            for b in [b'"', b'{', b'}', b'\\', b',', 0xff] {
+                let mut c = body.clone();
+                c[at] = b;
+                cases.push(c);
+            }
+        }
+        for case in cases {
+            for endpoint in ["/validate", "/mutate"] {
+                let (status, v) = post(&app, endpoint, case.clone()).await;
+                let shown = String::from_utf8_lossy(&case);
+                match status {
+                    200 => {
+                        answered[0] += 1;
+                        assert_eq!(v["kind"], "AdmissionReview", "{name} {endpoint}: {v}");
+                        assert!(v["response"]["uid"].is_string(), "{name} {endpoint}: {v}");
+                        assert!(
+                            v["response"]["allowed"].is_boolean(),
+                            "{name} {endpoint}: {v}"
+                        );
+                    }
+                    400 => {
+                        answered[1] += 1;
+                        assert_eq!(v["code"], "bad-review", "{name} {endpoint}: {v}");
+                        assert!(
+                            v["error"].as_str().is_some_and(|r| !r.is_empty()),
+                            "{name} {endpoint}: a 400 without a reason: {v}"
+                        );
+                    }
+                    other => panic!("{name} {endpoint}: HTTP {other} for {shown}: {v}"),
+                }
+            }
+        }
+    }
+    eprintln!("answered 200: {}, 400: {}", answered[0], answered[1]);
+    // Both kinds of answer were exercised, so the corpus really reached the policy path.
+    assert!(answered[0] > 100 && answered[1] > 100, "{answered:?}");
+}
+
 #[actix_web::test]
 async fn answers_invalid_for_unreadable_objects_even_after_a_cached_decision() {
     // Objects are checked on a cache miss only; a changed object is always a miss.
