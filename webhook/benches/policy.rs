@@ -11,7 +11,7 @@
 //!   read the AdmissionReview body, build the requester from `userInfo`, key, cache hit.
 //!
 //! On start it writes the same evaluation for OPA to `target/policy-bench/`: `data.json` (the
-//! whole data document: `policies/data.json` deep-merged with `{"fidomesh": <facts>}`),
+//! whole data document: `policies/data.json` with the facts placed under `fidomesh`),
 //! `input.json` (`{request, requester}`) and `verdict.json` (the codes regorus decided);
 //! `scripts/conformance/opa_bench.py` times OPA on them.
 #![allow(
@@ -32,7 +32,7 @@ use fidomesh::data::Snapshot;
 use fidomesh::decide::{Decider, DecisionCache, Part, evaluate_uncached, requester_value};
 use fidomesh::mds::{Mds, ModelStatus};
 use fidomesh::model::*;
-use fidomesh::policy::{Bundle, deep_merge};
+use fidomesh::policy::Bundle;
 use fidomesh::rawjson::RawObject;
 use fidomesh::requester::{Claims, ExtraKeys, Source, of_user_info, resolve};
 use fidomesh::review::{Parsed, parse};
@@ -318,7 +318,12 @@ fn bench(c: &mut Criterion) {
     let mut data: Value =
         serde_json::from_str(&std::fs::read_to_string(policies.join("data.json")).unwrap())
             .unwrap();
-    deep_merge(&mut data, json!({ "fidomesh": snapshot.data() }));
+    // As the engine places them: each member of the facts replaces the default of its name.
+    if let Value::Object(facts) = snapshot.data() {
+        for (k, v) in facts {
+            data["fidomesh"][k] = v;
+        }
+    }
     let write = |name: &str, v: &Value| {
         std::fs::write(dir.join(name), serde_json::to_vec(v).unwrap()).unwrap();
     };

@@ -256,7 +256,7 @@ impl Bundle {
     }
 
     /// A prepared engine: this bundle, its default data, and the given `data.fidomesh` facts
-    /// deep-merged over the defaults.
+    /// over the defaults (see [`Bundle::with_facts`]).
     pub fn with_data(&self, fidomesh: serde_json::Value) -> Result<Prepared, PolicyError> {
         match regorus::Value::from(fidomesh) {
             regorus::Value::Undefined => Err(PolicyError::Data(
@@ -268,11 +268,35 @@ impl Bundle {
 
     /// [`Bundle::with_data`] for facts already built as regorus values
     /// ([`crate::data::Snapshot::facts`]): the engine takes them as they are, without a copy.
+    ///
+    /// Each member of the facts replaces the bundle's default of the same name under
+    /// `data.fidomesh` whole: the facts are complete (the settings carry every key, configured or
+    /// defaulted). A deep merge would union the set-valued settings (`adminGroups` and the like
+    /// are `{name: true}` maps), so that a default admin group could never be removed.
     pub fn with_facts(&self, fidomesh: regorus::Value) -> Result<Prepared, PolicyError> {
         let mut data = self.defaults.clone();
-        let overlay =
-            std::collections::BTreeMap::from([(regorus::Value::from("fidomesh"), fidomesh)]);
+        place_facts(&mut data, fidomesh);
+        self.prepare(data)
+    }
+
+    /// For hand-written, partial facts (the policy test cases): deep-merged over the bundle's
+    /// defaults, objects key by key, so that a case states only what it is about.
+    pub fn with_partial_data(&self, fidomesh: serde_json::Value) -> Result<Prepared, PolicyError> {
+        let facts = match regorus::Value::from(fidomesh) {
+            regorus::Value::Undefined => {
+                return Err(PolicyError::Data(
+                    "data.fidomesh is not representable as policy data".into(),
+                ));
+            }
+            facts => facts,
+        };
+        let mut data = self.defaults.clone();
+        let overlay = std::collections::BTreeMap::from([(regorus::Value::from("fidomesh"), facts)]);
         merge_values(&mut data, regorus::Value::from(overlay));
+        self.prepare(data)
+    }
+
+    fn prepare(&self, data: regorus::Value) -> Result<Prepared, PolicyError> {
         let mut engine = self.engine.clone();
         engine
             .add_data(data)
@@ -322,6 +346,28 @@ fn merge_values(base: &mut regorus::Value, overlay: regorus::Value) {
             }
         }
         (b, o) => *b = o,
+    }
+}
+
+/// Puts the facts under `data.fidomesh`, each member replacing the default of its name. Only the
+/// objects on the path are copied (shallowly); everything else stays shared.
+fn place_facts(data: &mut regorus::Value, facts: regorus::Value) {
+    let key = regorus::Value::from("fidomesh");
+    let regorus::Value::Object(root) = data else {
+        *data = regorus::Value::from(std::collections::BTreeMap::from([(key, facts)]));
+        return;
+    };
+    let root = regorus::Rc::make_mut(root);
+    match (root.get_mut(&key), facts) {
+        (Some(regorus::Value::Object(defaults)), regorus::Value::Object(facts)) => {
+            let defaults = regorus::Rc::make_mut(defaults);
+            for (k, v) in facts.iter() {
+                defaults.insert(k.clone(), v.clone());
+            }
+        }
+        (_, facts) => {
+            root.insert(key, facts);
+        }
     }
 }
 

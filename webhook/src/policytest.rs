@@ -187,7 +187,7 @@ impl Suite {
                     warn: Vec::new(),
                     error: None,
                 };
-                match bundle.with_data(self.case_data(case)) {
+                match bundle.with_partial_data(self.case_data(case)) {
                     Ok(prepared) => {
                         let decider = Decider {
                             prepared: std::sync::Arc::new(prepared),
@@ -224,7 +224,7 @@ impl Suite {
         let mut covered: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
         let mut seen: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
         for case in &self.cases {
-            let prepared = bundle.with_data(self.case_data(case))?;
+            let prepared = bundle.with_partial_data(self.case_data(case))?;
             let mut engine = None;
             let input = Decider::input(
                 Part::Value(&case.input.request),

@@ -244,3 +244,85 @@ fn evaluation_errors_deny_and_are_never_cached() {
     let second = d.decide(Part::Value(&request), Part::Value(&nobody), Some(&cache));
     assert!(!second.cache_hit, "an error must not be cached");
 }
+
+/// A MeshRole created by a requester in `groups` (no hardware key: only the group can make it an
+/// admin), decided against the example data with `settings`.
+fn mk_role_change_verdict(settings: Settings, groups: &[&str]) -> fidomesh::policy::Verdict {
+    let loaded = load_paths(&[repo().join("manifests/examples")]).unwrap();
+    let mds = Mds::from_payload_json(
+        &std::fs::read_to_string(repo().join("manifests/examples/fido-mds-payload.json")).unwrap(),
+    )
+    .unwrap();
+    let settings = Arc::new(settings);
+    let snapshot = Snapshot::build(
+        1,
+        Arc::new(loaded.resources),
+        settings.clone(),
+        Arc::new(mds),
+        now(),
+    );
+    let prepared = bundle().with_facts(snapshot.facts()).unwrap();
+    let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+    let user_info = k8s_openapi::api::authentication::v1::UserInfo {
+        username: Some("carol@example.com".into()),
+        groups: Some(groups),
+        ..Default::default()
+    };
+    let requester = of_user_info(
+        &user_info,
+        &ExtraKeys::default(),
+        &snapshot.keys,
+        &settings,
+        now(),
+    );
+    let request = serde_json::json!({
+        "uid": "7f0b2c1e-0009-4a1b-9c3d-000000000009",
+        "kind": {"group": "fidomesh.io", "version": "v1alpha1", "kind": "MeshRole"},
+        "resource": {"group": "fidomesh.io", "version": "v1alpha1", "resource": "meshroles"},
+        "operation": "CREATE",
+        "namespace": "payments",
+        "name": "auditors",
+        "userInfo": serde_json::to_value(&user_info).unwrap(),
+        "object": {
+            "apiVersion": "fidomesh.io/v1alpha1",
+            "kind": "MeshRole",
+            "metadata": {"name": "auditors", "namespace": "payments"},
+            "spec": {"rules": []}
+        }
+    });
+    evaluate_uncached(
+        &prepared,
+        Part::Value(&request),
+        Part::Value(&requester_value(&requester)),
+    )
+    .unwrap()
+}
+
+#[test]
+fn rejects_a_role_change_by_a_default_admin_group_the_settings_replaced() {
+    let escalation = |v: &fidomesh::policy::Verdict| v.deny_codes().contains(&"no-escalation");
+    // The default admin group is an admin group by default …
+    assert!(!escalation(&mk_role_change_verdict(
+        Settings::default(),
+        &["fidomesh:admins"]
+    )));
+    // … and no longer once the settings name other admin groups: configured sets replace the
+    // bundle's defaults, they are not added to them.
+    let ops_only = || Settings {
+        admin_groups: ["ops-admins".to_string()].into(),
+        ..Settings::default()
+    };
+    assert!(escalation(&mk_role_change_verdict(
+        ops_only(),
+        &["fidomesh:admins"]
+    )));
+    assert!(!escalation(&mk_role_change_verdict(
+        ops_only(),
+        &["ops-admins"]
+    )));
+    // Nobody else ever was.
+    assert!(escalation(&mk_role_change_verdict(
+        Settings::default(),
+        &["developers"]
+    )));
+}
