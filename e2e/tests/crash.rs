@@ -127,6 +127,46 @@ async fn accepts_sigkill_with_every_answered_decision_durable() {
     assert!(after.ends_with_newline);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepts_sigterm_under_load_logging_every_answer_and_exiting_cleanly() {
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("decisions.log");
+    let mut server = Server::start(Opts {
+        decision_log: Some(log.clone()),
+        ..Opts::default()
+    })
+    .await;
+    let load = Load::spawn(
+        &server.url(""),
+        vec![server.client(), server.client()],
+        recorded_mix(),
+        100_000,
+        Duration::from_secs(60),
+    );
+    let answered = load.answered.clone();
+    load.wait_answered(300, "300 answers").await;
+    let stopping = Instant::now();
+    let status = tokio::task::block_in_place(|| server.terminate(Duration::from_secs(40)));
+    let took = stopping.elapsed();
+    let stats = load.finish().await;
+    let status = status.expect("the server did not exit after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    let answered: Vec<String> = answered.lock().unwrap().clone();
+    let read = read_log(&log);
+    // A stop is not a crash: nothing is torn, and every answer has its one record.
+    assert!(read.torn.is_empty(), "torn lines: {:?}", read.torn);
+    assert!(read.ends_with_newline);
+    for id in &answered {
+        assert_eq!(read.by_uid(id).len(), 1, "records of {id}");
+    }
+    eprintln!(
+        "SIGTERM: exited in {took:?}; {} answered, {} records, {} requests refused while stopping",
+        answered.len(),
+        read.records.len(),
+        stats.failures.len()
+    );
+}
+
 #[tokio::test]
 async fn accepts_restart_after_a_torn_last_line_and_appends_cleanly() {
     let logs = tempfile::tempdir().unwrap();
