@@ -11,6 +11,7 @@
 mod common;
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,24 @@ fn recorded_mix() -> common::MakeBody {
         1 => ("validate", with_uid(denied.clone(), id)),
         _ => ("mutate", with_uid(mutated.clone(), id)),
     })
+}
+
+/// A server logging to `log`, and two clients sending it the recorded mix without pause (until
+/// stopped, 100,000 requests or `deadline`).
+async fn mk_loaded_server(log: &Path, deadline: Duration) -> (Server, Load) {
+    let server = Server::start(Opts {
+        decision_log: Some(log.to_path_buf()),
+        ..Opts::default()
+    })
+    .await;
+    let load = Load::spawn(
+        &server.url(""),
+        vec![server.client(), server.client()],
+        recorded_mix(),
+        100_000,
+        deadline,
+    );
+    (server, load)
 }
 
 async fn send_recorded(server: &Server, n: usize, prefix: &str) -> Vec<String> {
@@ -44,21 +63,8 @@ async fn send_recorded(server: &Server, n: usize, prefix: &str) -> Vec<String> {
 async fn accepts_sigkill_with_every_answered_decision_durable() {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("decisions.log");
-    let mut server = Server::start(Opts {
-        decision_log: Some(log.clone()),
-        ..Opts::default()
-    })
-    .await;
-
-    // Two clients send without pause; the server is killed after ~1 s (or 1500 answers) while
-    // their requests are in flight.
-    let load = Load::spawn(
-        &server.url(""),
-        vec![server.client(), server.client()],
-        recorded_mix(),
-        100_000,
-        Duration::from_secs(30),
-    );
+    // The server is killed after ~1 s (or 1500 answers) while requests are in flight.
+    let (mut server, load) = mk_loaded_server(&log, Duration::from_secs(30)).await;
     let answered = load.answered.clone();
     load.wait_answered(1, "the first answer").await;
     let started = Instant::now();
@@ -131,18 +137,7 @@ async fn accepts_sigkill_with_every_answered_decision_durable() {
 async fn accepts_sigterm_under_load_logging_every_answer_and_exiting_cleanly() {
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("decisions.log");
-    let mut server = Server::start(Opts {
-        decision_log: Some(log.clone()),
-        ..Opts::default()
-    })
-    .await;
-    let load = Load::spawn(
-        &server.url(""),
-        vec![server.client(), server.client()],
-        recorded_mix(),
-        100_000,
-        Duration::from_secs(60),
-    );
+    let (mut server, load) = mk_loaded_server(&log, Duration::from_secs(60)).await;
     let answered = load.answered.clone();
     load.wait_answered(300, "300 answers").await;
     let stopping = Instant::now();

@@ -451,29 +451,23 @@ fn main() {
             .spawn()
             .unwrap(),
     );
-    let floor = Kill(
-        Command::new(std::env::current_exe().unwrap())
-            .arg("--floor-server")
-            .arg(floor_port.to_string())
-            .arg(certs.join("tls.crt"))
-            .arg(certs.join("tls.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let durable_floor = Kill(
-        Command::new(std::env::current_exe().unwrap())
-            .arg("--floor-server")
-            .arg(durable_port.to_string())
-            .arg(certs.join("tls.crt"))
-            .arg(certs.join("tls.key"))
-            .arg(log_dir.join("floor-decisions.log"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    // This bench binary, as a floor server (with a log path: the durable floor).
+    let spawn_floor = |port: u16, log: Option<PathBuf>| {
+        Kill(
+            Command::new(std::env::current_exe().unwrap())
+                .arg("--floor-server")
+                .arg(port.to_string())
+                .arg(certs.join("tls.crt"))
+                .arg(certs.join("tls.key"))
+                .args(log)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let floor = spawn_floor(floor_port, None);
+    let durable_floor = spawn_floor(durable_port, Some(log_dir.join("floor-decisions.log")));
     wait_ready(Some(admin), port, Duration::from_secs(60));
     wait_ready(None, floor_port, Duration::from_secs(20));
     wait_ready(None, durable_port, Duration::from_secs(20));
