@@ -53,6 +53,7 @@ fn mk_args(dir: &Path) -> ServeArgs {
         mds_blob: None,
         mds_roots: Vec::new(),
         max_body_bytes: 64 * 1024,
+        body_timeout: Duration::from_millis(300),
         eval_timeout: Duration::from_millis(500),
         eval_concurrency: Some(2),
         cache_capacity: 1000,
@@ -518,6 +519,37 @@ async fn rejects_bodies_over_the_limit_with_413() {
     let (status, v) = post(&app, "/validate", serde_json::to_vec(&review).unwrap()).await;
     assert_eq!(status, 413);
     assert_eq!(v["code"], "body-too-large", "{v}");
+}
+
+#[actix_web::test]
+async fn rejects_a_body_that_stops_arriving_with_408_after_the_deadline() {
+    // Headers, then the start of a body, then nothing: without a deadline the handler would wait
+    // for the rest for ever and hold the connection.
+    let f = mk_fixture().await;
+    let app = app!(f);
+    for endpoint in ["/validate", "/mutate"] {
+        let (mut sender, stalled) = actix_http::h1::Payload::create(false);
+        sender.feed_data(bytes::Bytes::from_static(b"{\"apiVersion\":"));
+        let req = test::TestRequest::post()
+            .uri(endpoint)
+            .insert_header(("content-type", "application/json"))
+            .to_request();
+        let (req, _) = req.replace_payload(actix_http::Payload::from(stalled));
+        let started = std::time::Instant::now();
+        let resp = tokio::time::timeout(Duration::from_secs(10), test::call_service(&app, req))
+            .await
+            .unwrap_or_else(|_| panic!("{endpoint}: no answer to a stalled body"));
+        let waited = started.elapsed();
+        assert_eq!(resp.status().as_u16(), 408, "{endpoint}");
+        let v: Value = serde_json::from_slice(&test::read_body(resp).await).unwrap();
+        assert_eq!(v["code"], "body-timeout", "{v}");
+        // The fixture's deadline is 300 ms.
+        assert!(
+            waited >= Duration::from_millis(300),
+            "{endpoint}: {waited:?}"
+        );
+        drop(sender);
+    }
 }
 
 #[actix_web::test]

@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// Largest request body accepted (bytes); larger bodies get 413.
     #[arg(long, env = "FIDOMESH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Time a request body has to arrive in full once its headers have; slower bodies get 408.
+    #[arg(long, env = "FIDOMESH_BODY_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_timeout: Duration,
     /// Deadline of one policy evaluation.
     #[arg(long, env = "FIDOMESH_EVAL_TIMEOUT", default_value = "500ms", value_parser = humantime::parse_duration)]
     pub eval_timeout: Duration,
@@ -165,6 +168,9 @@ pub enum ApiError {
     /// The body could not be read from the connection.
     #[error("the body could not be read: {0}")]
     Payload(String),
+    /// The body did not arrive within `--body-timeout`.
+    #[error("the body did not arrive within {} ms", .0.as_millis())]
+    BodyTimeout(Duration),
     /// Something failed that is not the caller's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -177,6 +183,7 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Payload(_) => StatusCode::BAD_REQUEST,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::NotReady => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -194,6 +201,7 @@ impl ResponseError for ApiError {
             Self::NotReady => "not-ready",
             Self::TooLarge(_) => "body-too-large",
             Self::Payload(_) => "bad-body",
+            Self::BodyTimeout(_) => "body-timeout",
             Self::Internal(_) => "internal",
         };
         response.json(serde_json::json!({
@@ -995,13 +1003,16 @@ fn review_json(
     }
 }
 
-/// Reads a request body up to the configured limit (413 beyond it, as JSON like every error).
+/// Reads a request body up to the configured limit (413 beyond it) and deadline (408 after it), as
+/// JSON like every error. Without the deadline a client that stops sending mid-body would hold its
+/// connection and the handler for ever.
 async fn read_body(state: &AppState, payload: web::Payload) -> Result<web::Bytes, ApiError> {
-    let limit = state.args.max_body_bytes;
-    match payload.to_bytes_limited(limit).await {
-        Ok(Ok(body)) => Ok(body),
-        Ok(Err(e)) => Err(ApiError::Payload(e.to_string())),
-        Err(_) => Err(ApiError::TooLarge(limit)),
+    let (limit, deadline) = (state.args.max_body_bytes, state.args.body_timeout);
+    match tokio::time::timeout(deadline, payload.to_bytes_limited(limit)).await {
+        Ok(Ok(Ok(body))) => Ok(body),
+        Ok(Ok(Err(e))) => Err(ApiError::Payload(e.to_string())),
+        Ok(Err(_)) => Err(ApiError::TooLarge(limit)),
+        Err(_) => Err(ApiError::BodyTimeout(deadline)),
     }
 }
 
