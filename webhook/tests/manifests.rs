@@ -112,38 +112,30 @@ struct Hook {
     rules: Vec<RuleWithOperations>,
 }
 
+// Mutating and validating webhooks are different types with the same fields.
+macro_rules! hooks_of {
+    ($config:expr) => {
+        $config.webhooks.unwrap().into_iter().map(|w| {
+            let s = w.client_config.service.unwrap();
+            Hook {
+                name: w.name,
+                path: s.path.clone().unwrap(),
+                service: (s.name, s.namespace, s.port.unwrap_or(443)),
+                versions: w.admission_review_versions,
+                side_effects: w.side_effects,
+                failure_policy: w.failure_policy,
+                timeout: w.timeout_seconds,
+                namespaces: w.namespace_selector,
+                rules: w.rules.unwrap_or_default(),
+            }
+        })
+    };
+}
+
 fn mk_hooks(docs: &BTreeMap<String, Vec<serde_yaml::Value>>) -> Vec<Hook> {
-    let mut hooks = Vec::new();
     let mutating: MutatingWebhookConfiguration = mk_one(docs, "MutatingWebhookConfiguration");
-    for w in mutating.webhooks.unwrap() {
-        let s = w.client_config.service.unwrap();
-        hooks.push(Hook {
-            name: w.name,
-            path: s.path.clone().unwrap(),
-            service: (s.name, s.namespace, s.port.unwrap_or(443)),
-            versions: w.admission_review_versions,
-            side_effects: w.side_effects,
-            failure_policy: w.failure_policy,
-            timeout: w.timeout_seconds,
-            namespaces: w.namespace_selector,
-            rules: w.rules.unwrap_or_default(),
-        });
-    }
     let validating: ValidatingWebhookConfiguration = mk_one(docs, "ValidatingWebhookConfiguration");
-    for w in validating.webhooks.unwrap() {
-        let s = w.client_config.service.unwrap();
-        hooks.push(Hook {
-            name: w.name,
-            path: s.path.clone().unwrap(),
-            service: (s.name, s.namespace, s.port.unwrap_or(443)),
-            versions: w.admission_review_versions,
-            side_effects: w.side_effects,
-            failure_policy: w.failure_policy,
-            timeout: w.timeout_seconds,
-            namespaces: w.namespace_selector,
-            rules: w.rules.unwrap_or_default(),
-        });
-    }
+    let hooks: Vec<Hook> = hooks_of!(mutating).chain(hooks_of!(validating)).collect();
     assert!(hooks.len() >= 3, "{} webhooks", hooks.len());
     hooks
 }
