@@ -258,12 +258,7 @@ impl Bundle {
     /// A prepared engine: this bundle, its default data, and the given `data.fidomesh` facts
     /// over the defaults (see [`Bundle::with_facts`]).
     pub fn with_data(&self, fidomesh: serde_json::Value) -> Result<Prepared, PolicyError> {
-        match regorus::Value::from(fidomesh) {
-            regorus::Value::Undefined => Err(PolicyError::Data(
-                "data.fidomesh is not representable as policy data".into(),
-            )),
-            facts => self.with_facts(facts),
-        }
+        self.with_facts(policy_value(fidomesh)?)
     }
 
     /// [`Bundle::with_data`] for facts already built as regorus values
@@ -282,14 +277,7 @@ impl Bundle {
     /// For hand-written, partial facts (the policy test cases): deep-merged over the bundle's
     /// defaults, objects key by key, so that a case states only what it is about.
     pub fn with_partial_data(&self, fidomesh: serde_json::Value) -> Result<Prepared, PolicyError> {
-        let facts = match regorus::Value::from(fidomesh) {
-            regorus::Value::Undefined => {
-                return Err(PolicyError::Data(
-                    "data.fidomesh is not representable as policy data".into(),
-                ));
-            }
-            facts => facts,
-        };
+        let facts = policy_value(fidomesh)?;
         let mut data = self.defaults.clone();
         let overlay = std::collections::BTreeMap::from([(regorus::Value::from("fidomesh"), facts)]);
         merge_values(&mut data, regorus::Value::from(overlay));
@@ -346,6 +334,16 @@ fn merge_values(base: &mut regorus::Value, overlay: regorus::Value) {
             }
         }
         (b, o) => *b = o,
+    }
+}
+
+/// `data.fidomesh` facts given as JSON, as engine values.
+fn policy_value(fidomesh: serde_json::Value) -> Result<regorus::Value, PolicyError> {
+    match regorus::Value::from(fidomesh) {
+        regorus::Value::Undefined => Err(PolicyError::Data(
+            "data.fidomesh is not representable as policy data".into(),
+        )),
+        facts => Ok(facts),
     }
 }
 
